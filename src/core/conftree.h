@@ -32,7 +32,8 @@ typedef struct ks_node {
     size_t n_items;
 } ks_node_t;
 
-/* Parses YAML text; `name` is used in messages. The root of an empty document
+/* Parses YAML text; `name` is used in messages and must outlive the tree
+ * (nodes point to it). The root of an empty document
  * is an empty map. Anchors/aliases and multi-document streams are refused. */
 int ks_node_parse_file(const char *path, ks_node_t **root, char *errbuf, size_t errsize);
 int ks_node_parse_string(const char *name, const char *text, size_t len, ks_node_t **root,
