@@ -1,0 +1,64 @@
+/*
+ * kscore.h - the public API of kscore, used by the `kscore` command and by
+ * tests. Everything else in src/ is internal.
+ *
+ * Life cycle:  ks_config_load -> ks_pipeline_new -> ks_pipeline_run (Kafka) or
+ *              ks_pipeline_predict_stream (offline) -> ks_pipeline_free ->
+ *              ks_config_free.
+ * Start-up functions take (errbuf, errsize) and write one actionable sentence.
+ */
+#ifndef KSCORE_H
+#define KSCORE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit codes of the kscore command. */
+#define KS_EXIT_OK      0
+#define KS_EXIT_RUNTIME 1 /* runtime failure (broker fatal error, I/O) */
+#define KS_EXIT_USAGE   2 /* bad usage, config or model */
+
+const char *ks_version(void);
+
+typedef struct ks_config ks_config_t;
+
+/* Loads a YAML config and applies `--set key.path=value` overrides in order.
+ * Validates every key (unknown keys, types, ranges, librdkafka properties);
+ * errors name file, line and key. Caller frees with ks_config_free. */
+int ks_config_load(const char *path, const char *const *sets, size_t n_sets, ks_config_t **out,
+                   char *errbuf, size_t errsize);
+void ks_config_free(ks_config_t *cfg);
+/* Prints the config reference (generated from the config table). */
+void ks_config_print_reference(FILE *out);
+
+typedef struct ks_pipeline ks_pipeline_t;
+
+/* Builds a pipeline from a config: loads the model, compiles the features and
+ * checks them against the model's feature names. The config must outlive it. */
+int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize);
+/* One line describing the pipeline (model, features, topics) for `validate`. */
+void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out);
+/* Runs against Kafka until ks_pipeline_stop(). Returns KS_EXIT_OK after a clean
+ * shutdown or KS_EXIT_RUNTIME. */
+int ks_pipeline_run(ks_pipeline_t *p);
+/* Asks a running pipeline to stop gracefully. Async-signal-safe. */
+void ks_pipeline_stop(ks_pipeline_t *p);
+/* Offline: reads JSON events (one per line) from `in`, writes one output record
+ * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
+ * The same decode -> features -> model -> encode path as ks_pipeline_run. */
+int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
+void ks_pipeline_free(ks_pipeline_t *p);
+
+/* Model tools behind `kscore model info|predict`. Return a KS_EXIT_* code and
+ * print errors to stderr. */
+int ks_model_cli_info(const char *path, FILE *out);
+int ks_model_cli_predict(const char *path, FILE *in, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
