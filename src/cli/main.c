@@ -1,1 +1,137 @@
-int main(void) { return 0; }
+/*
+ * main.c - the `kscore` command: run, predict, validate, model, version.
+ * Uses only the public header. Exit codes: 0 ok, 1 runtime failure, 2 bad
+ * usage or config (see kscore.h).
+ */
+#include "kscore/kscore.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ks_pipeline_t *running;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "kscore %s - real-time ML predictions on Kafka streams\n\n"
+            "Usage:\n"
+            "  kscore run      -c pipeline.yaml [--set key=value ...]   run on Kafka until SIGTERM\n"
+            "  kscore predict  -c pipeline.yaml [--set ...] < events.jsonl > predictions.jsonl\n"
+            "                  the same decode/features/model/encode path, offline;\n"
+            "                  dead letters go to stderr as JSON lines\n"
+            "  kscore validate -c pipeline.yaml [--set ...]             check config and model\n"
+            "  kscore model info FILE                                   model metadata\n"
+            "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
+            "  kscore config-reference                                  every config key\n"
+            "  kscore version\n\n"
+            "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or model.\n",
+            ks_version());
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        ks_pipeline_stop(running);
+}
+
+typedef struct args {
+    const char *config;
+    const char **sets;
+    size_t n_sets;
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    a->sets = calloc((size_t)argc, sizeof(char *));
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if ((!strcmp(arg, "-c") || !strcmp(arg, "--config")) && i + 1 < argc)
+            a->config = argv[++i];
+        else if (!strncmp(arg, "--config=", 9))
+            a->config = arg + 9;
+        else if (!strcmp(arg, "--set") && i + 1 < argc)
+            a->sets[a->n_sets++] = argv[++i];
+        else if (!strncmp(arg, "--set=", 6))
+            a->sets[a->n_sets++] = arg + 6;
+        else {
+            fprintf(stderr, "kscore: unexpected argument '%s' (see kscore --help)\n", arg);
+            return KS_EXIT_USAGE;
+        }
+    }
+    if (!a->config) {
+        fprintf(stderr, "kscore: missing -c pipeline.yaml (see kscore --help)\n");
+        return KS_EXIT_USAGE;
+    }
+    return KS_EXIT_OK;
+}
+
+static int cmd_pipeline(const char *cmd, int argc, char **argv)
+{
+    args_t a = {0};
+    ks_config_t *cfg = NULL;
+    ks_pipeline_t *p = NULL;
+    char err[1024];
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        goto out;
+    if (ks_config_load(a.config, a.sets, a.n_sets, &cfg, err, sizeof(err)) ||
+        ks_pipeline_new(cfg, &p, err, sizeof(err))) {
+        fprintf(stderr, "kscore: %s\n", err);
+        rc = KS_EXIT_USAGE;
+        goto out;
+    }
+    if (!strcmp(cmd, "validate")) {
+        ks_pipeline_describe(p, stdout);
+    } else if (!strcmp(cmd, "predict")) {
+        rc = ks_pipeline_predict_stream(p, stdin, stdout, stderr);
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        running = p;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        rc = ks_pipeline_run(p);
+        running = NULL;
+    }
+out:
+    ks_pipeline_free(p);
+    ks_config_free(cfg);
+    free(a.sets);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return KS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return KS_EXIT_OK;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("kscore %s\n", ks_version());
+        return KS_EXIT_OK;
+    }
+    if (!strcmp(cmd, "config-reference")) {
+        ks_config_print_reference(stdout);
+        return KS_EXIT_OK;
+    }
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate"))
+        return cmd_pipeline(cmd, argc - 2, argv + 2);
+    if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "info"))
+        return ks_model_cli_info(argv[3], stdout);
+    if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "predict"))
+        return ks_model_cli_predict(argv[3], stdin, stdout);
+    fprintf(stderr, "kscore: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return KS_EXIT_USAGE;
+}

@@ -1,0 +1,225 @@
+/*
+ * pipeline.c - builds a pipeline from a config (model + features + output
+ * mapping), runs it on Kafka with N workers, or offline over JSON lines.
+ */
+#include "core/pipeline.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "features/features.h"
+#include "kscore/kscore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef KSCORE_VERSION
+#define KSCORE_VERSION "0.0.0"
+#endif
+
+const char *ks_version(void)
+{
+    return KSCORE_VERSION;
+}
+
+/* Maps the model's feature names onto the configured feature columns: the
+ * model's order wins, every model feature must be configured. */
+static int map_columns(ks_pipeline_t *p, char *errbuf, size_t errsize)
+{
+    const ks_model_t *m = p->model;
+    const ks_features_t *f = p->cfg->features;
+    p->n_cols = ks_features_count(f);
+    p->model_col = ks_xcalloc(m->n_features ? m->n_features : 1, sizeof(size_t));
+    p->identity_cols = m->n_features == p->n_cols;
+    for (size_t j = 0; j < m->n_features; j++) {
+        size_t c;
+        for (c = 0; c < p->n_cols; c++)
+            if (strcmp(ks_features_name(f, c), m->feature_names[j]) == 0)
+                break;
+        if (c == p->n_cols)
+            return ks_err(errbuf, errsize, KS_EINVAL,
+                          "%s: the model %s expects feature '%s' (#%zu of %zu), which the "
+                          "features section does not define",
+                          p->cfg->path, m->path ? m->path : "", m->feature_names[j], j + 1,
+                          m->n_features);
+        p->model_col[j] = c;
+        if (c != j)
+            p->identity_cols = 0;
+    }
+    for (size_t c = 0; c < p->n_cols; c++) {
+        size_t j;
+        for (j = 0; j < m->n_features && p->model_col[j] != c; j++)
+            ;
+        if (j == m->n_features)
+            ks_warn("feature '%s' is computed but the model does not use it",
+                    ks_features_name(f, c));
+    }
+    return KS_OK;
+}
+
+int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize)
+{
+    int rc;
+    ks_pipeline_t *p = ks_xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->id_field = -1;
+    atomic_init(&p->fatal, 0);
+
+    if ((rc = ks_model_load_file(cfg->model_path, &p->model, errbuf, errsize)))
+        goto out;
+    if ((rc = map_columns(p, errbuf, errsize)))
+        goto out;
+    if (cfg->output_id_field)
+        p->id_field = ks_schema_find(cfg->schema, cfg->output_id_field);
+    p->n_carry = cfg->output_carry_fields.n;
+    p->carry = ks_xcalloc(p->n_carry ? p->n_carry : 1, sizeof(int));
+    for (size_t i = 0; i < p->n_carry; i++)
+        p->carry[i] = ks_schema_find(cfg->schema, cfg->output_carry_fields.items[i]);
+    p->binary = p->model->task == KS_TASK_CLASSIFICATION && p->model->n_classes == 2;
+    if (cfg->output_has_threshold && !p->binary) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL,
+                    "%s: output.threshold applies to binary classifiers only, and the model %s "
+                    "is not one", cfg->path, cfg->model_path);
+        goto out;
+    }
+out:
+    if (rc) {
+        ks_pipeline_free(p);
+        p = NULL;
+    }
+    *out = p;
+    return rc;
+}
+
+void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
+{
+    const ks_model_t *m = p->model;
+    fprintf(out, "config %s is valid\n", p->cfg->path);
+    fprintf(out, "model: %s (%s, %s, version %s, %zu features, %zu outputs)\n", m->path,
+            m->backend->name, m->objective ? m->objective : "?", m->version, m->n_features,
+            m->n_outputs);
+    fprintf(out, "features: %zu columns, %s model order\n", p->n_cols,
+            p->identity_cols ? "already in" : "reordered to");
+    fprintf(out, "input: %zu topic(s) -> output: %s, dead letters: %s\n",
+            p->cfg->input_topics.n, p->cfg->output_topic, p->cfg->dlq_topic);
+}
+
+void ks_pipeline_stop(ks_pipeline_t *p)
+{
+    p->stop = 1;
+}
+
+int ks_pipeline_run(ks_pipeline_t *p)
+{
+    char err[512];
+    int rc = KS_EXIT_OK;
+    size_t n = (size_t)p->cfg->workers;
+    p->workers = ks_xcalloc(n, sizeof(*p->workers));
+    for (size_t i = 0; i < n; i++) {
+        if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
+            ks_error("cannot start worker %zu: %s", i, err);
+            ks_worker_join(p->workers[i]); /* frees what was set up */
+            p->stop = 1;
+            rc = KS_EXIT_RUNTIME;
+            break;
+        }
+        p->n_workers++;
+    }
+    ks_info("pipeline running: %zu worker(s), model %s, topics %s... -> %s", p->n_workers,
+            p->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
+    for (size_t i = 0; i < p->n_workers; i++) {
+        int wrc = ks_worker_join(p->workers[i]);
+        if (wrc != KS_EXIT_OK)
+            rc = wrc;
+    }
+    ks_info("pipeline stopped (exit %d)", rc);
+    return rc;
+}
+
+/* Offline: batches of JSON lines through the same scorer. */
+int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
+{
+    char err[512];
+    ks_scorer_t s;
+    int rc = KS_EXIT_OK;
+    size_t batch = (size_t)p->cfg->batch_max_size;
+    ks_event_t *ev = ks_xcalloc(batch, sizeof(*ev));
+    char **lines = ks_xcalloc(batch, sizeof(char *));
+    size_t *caps = ks_xcalloc(batch, sizeof(size_t));
+    long long lineno = 0, *line_of = ks_xcalloc(batch, sizeof(long long));
+    ks_buf_t dl = {0};
+
+    if (ks_scorer_init(&s, p, err, sizeof(err))) {
+        fprintf(stderr, "kscore: %s\n", err);
+        rc = KS_EXIT_USAGE;
+        goto out;
+    }
+    for (int eof = 0; !eof;) {
+        size_t n = 0;
+        while (n < batch) {
+            ssize_t len = getline(&lines[n], &caps[n], in);
+            if (len < 0) {
+                eof = 1;
+                break;
+            }
+            lineno++;
+            while (len > 0 && (lines[n][len - 1] == '\n' || lines[n][len - 1] == '\r'))
+                len--;
+            if (len == 0)
+                continue; /* blank lines are not events */
+            ev[n] = (ks_event_t){lines[n], (size_t)len, -1, ks_now_mono_ns()};
+            line_of[n] = lineno;
+            n++;
+        }
+        if (n == 0)
+            break;
+        ks_scorer_run(&s, ev, n);
+        int64_t now = ks_now_wall_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (s.err[i] != KS_ERRCLASS_NONE) {
+                ks_buf_reset(&dl);
+                ks_buf_puts(&dl, "{\"error_class\":");
+                const char *cls = ks_errclass_name(s.err[i]);
+                ks_buf_json_string(&dl, cls, strlen(cls));
+                ks_buf_puts(&dl, ",\"error_message\":");
+                ks_buf_json_string(&dl, s.errmsg[i], strlen(s.errmsg[i]));
+                ks_buf_printf(&dl, ",\"line\":%lld,\"value\":", line_of[i]);
+                ks_buf_json_string(&dl, ev[i].value, ev[i].len);
+                ks_buf_puts(&dl, "}\n");
+                fwrite(dl.data, 1, dl.len, dlq);
+                continue;
+            }
+            const char *key;
+            size_t key_len;
+            const ks_buf_t *rec = ks_scorer_encode(&s, ev, i, now, &key, &key_len);
+            fwrite(rec->data, 1, rec->len, out);
+            fputc('\n', out);
+        }
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "kscore: error writing predictions\n");
+        rc = KS_EXIT_RUNTIME;
+    }
+out:
+    ks_scorer_destroy(&s);
+    for (size_t i = 0; i < batch; i++)
+        free(lines[i]);
+    free(lines);
+    free(caps);
+    free(line_of);
+    free(ev);
+    ks_buf_free(&dl);
+    return rc;
+}
+
+void ks_pipeline_free(ks_pipeline_t *p)
+{
+    if (!p)
+        return;
+    if (p->model)
+        ks_model_unref(p->model);
+    free(p->workers);
+    free(p->model_col);
+    free(p->carry);
+    free(p);
+}

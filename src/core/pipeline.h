@@ -1,0 +1,86 @@
+/*
+ * pipeline.h - internals shared by the engine's files: the pipeline object
+ * (config + model + the feature-to-model column map), the scorer that runs
+ * one micro-batch through decode -> features -> model -> encode, and the Kafka
+ * worker.
+ *
+ * The batch -> produce -> commit boundary is explicit: ks_scorer_run() computes
+ * everything for a batch (no I/O), the worker then produces each record, and
+ * commits only offsets whose records were acknowledged (core/offsets.h).
+ */
+#ifndef KS_PIPELINE_H
+#define KS_PIPELINE_H
+
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "core/config.h"
+#include "core/value.h"
+#include "decode/decoder.h"
+#include "model/model.h"
+#include "util/arena.h"
+#include "util/buf.h"
+
+struct ks_worker;
+
+struct ks_pipeline {
+    const struct ks_config *cfg;
+    ks_model_t *model;         /* the model every batch uses */
+    size_t n_cols;             /* feature columns computed by the features */
+    size_t *model_col;         /* model feature j is features column model_col[j] */
+    int identity_cols;         /* model_col is 0..n-1: compute straight into X */
+    int id_field;              /* schema index of output.id_field, or -1 */
+    int *carry;                /* schema indexes of output.carry_fields */
+    size_t n_carry;
+    int binary;                /* classification with 2 classes: emit "score" */
+    volatile sig_atomic_t stop;
+    atomic_int fatal;          /* a worker hit an unrecoverable error */
+    struct ks_worker **workers;
+    size_t n_workers;
+};
+
+/* One event entering a batch. */
+typedef struct ks_event {
+    const char *value;
+    size_t len;
+    int64_t timestamp_ms;  /* the input record's timestamp, -1 if none */
+    int64_t recv_ns;       /* monotonic time the event was received */
+} ks_event_t;
+
+/* Per-thread batch state; buffers grow to the largest batch and are reused. */
+typedef struct ks_scorer {
+    const struct ks_pipeline *p;
+    ks_decoder_t *decoder;
+    ks_arena_t arena;
+    size_t cap;
+    ks_value_t *fields;       /* cap x n_fields */
+    double *cols;             /* one row of feature columns (when reordering) */
+    double *X;                /* cap x model n_features, good rows only */
+    double *out;              /* cap x model n_outputs */
+    size_t *good_row;         /* event index -> row in X/out, or SIZE_MAX */
+    ks_errclass_t *err;       /* per event */
+    char **errmsg;            /* per event, in the arena */
+    ks_buf_t rec;             /* the record being encoded */
+    char errtmp[256];
+} ks_scorer_t;
+
+int ks_scorer_init(ks_scorer_t *s, const struct ks_pipeline *p, char *errbuf, size_t errsize);
+void ks_scorer_destroy(ks_scorer_t *s);
+
+/* Runs n events through decode, features and the model. Afterwards, event i
+ * either has s->err[i] != KS_ERRCLASS_NONE (with s->errmsg[i]) or a prediction
+ * that ks_scorer_encode() turns into the output record. */
+void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n);
+
+/* Encodes event i's output record into s->rec; returns it. the key arguments get
+ * the id field's text (NULL if no id field or the id is missing). */
+const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
+                                 int64_t now_ms, const char **key, size_t *key_len);
+
+/* Kafka worker, see core/worker.c. */
+int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
+                    size_t errsize);
+/* Joins the worker thread; returns its exit status (KS_EXIT_*). */
+int ks_worker_join(struct ks_worker *w);
+
+#endif

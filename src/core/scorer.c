@@ -1,0 +1,217 @@
+/*
+ * scorer.c - one micro-batch through decode -> features -> model, and the
+ * output record encoder. Used as-is by the Kafka worker and by offline
+ * `kscore predict`, so both produce the same bits for the same event.
+ *
+ * Memory: every buffer is sized for the largest batch seen and reused; the
+ * arena holds unescaped strings and error messages and is reset per batch.
+ */
+#include "core/pipeline.h"
+#include "core/common.h"
+#include "features/features.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ks_scorer_init(ks_scorer_t *s, const struct ks_pipeline *p, char *errbuf, size_t errsize)
+{
+    memset(s, 0, sizeof(*s));
+    s->p = p;
+    ks_arena_init(&s->arena, 1 << 16);
+    s->cols = ks_xcalloc(p->n_cols ? p->n_cols : 1, sizeof(double));
+    return ks_decoder_new(p->cfg->schema, &s->decoder, errbuf, errsize);
+}
+
+void ks_scorer_destroy(ks_scorer_t *s)
+{
+    if (s->decoder)
+        ks_decoder_free(s->decoder);
+    ks_arena_free(&s->arena);
+    free(s->fields);
+    free(s->cols);
+    free(s->X);
+    free(s->out);
+    free(s->good_row);
+    free(s->err);
+    free(s->errmsg);
+    ks_buf_free(&s->rec);
+}
+
+static void grow(ks_scorer_t *s, size_t n)
+{
+    if (n <= s->cap)
+        return;
+    const ks_model_t *m = s->p->model;
+    size_t nf = s->p->cfg->schema->n_fields;
+    s->fields = ks_xrealloc(s->fields, n * (nf ? nf : 1) * sizeof(ks_value_t));
+    s->X = ks_xrealloc(s->X, n * (m->n_features ? m->n_features : 1) * sizeof(double));
+    s->out = ks_xrealloc(s->out, n * m->n_outputs * sizeof(double));
+    s->good_row = ks_xrealloc(s->good_row, n * sizeof(size_t));
+    s->err = ks_xrealloc(s->err, n * sizeof(ks_errclass_t));
+    s->errmsg = ks_xrealloc(s->errmsg, n * sizeof(char *));
+    s->cap = n;
+}
+
+static void set_error(ks_scorer_t *s, size_t i, ks_errclass_t cls, const char *msg)
+{
+    size_t len = strlen(msg);
+    char *copy = ks_arena_alloc(&s->arena, len + 1);
+    memcpy(copy, msg, len + 1);
+    s->err[i] = cls;
+    s->errmsg[i] = copy;
+    s->good_row[i] = SIZE_MAX;
+}
+
+void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
+{
+    const struct ks_pipeline *p = s->p;
+    const ks_model_t *m = p->model;
+    size_t nf = p->cfg->schema->n_fields;
+    size_t rows = 0;
+
+    grow(s, n);
+    ks_arena_reset(&s->arena);
+    for (size_t i = 0; i < n; i++) {
+        ks_value_t *fields = s->fields + i * nf;
+        ks_decode_error_t derr;
+        s->err[i] = KS_ERRCLASS_NONE;
+        s->errmsg[i] = NULL;
+        if (ks_decoder_decode(s->decoder, ev[i].value, ev[i].len, fields, &s->arena, &derr)) {
+            set_error(s, i, derr.cls, derr.msg);
+            continue;
+        }
+        double *x = s->X + rows * m->n_features;
+        double *cols = p->identity_cols ? x : s->cols;
+        if (ks_features_compute(p->cfg->features, fields, cols, s->errtmp, sizeof(s->errtmp))) {
+            set_error(s, i, KS_ERRCLASS_FEATURE, s->errtmp);
+            continue;
+        }
+        if (!p->identity_cols)
+            for (size_t j = 0; j < m->n_features; j++)
+                x[j] = cols[p->model_col[j]];
+        s->good_row[i] = rows++;
+    }
+    if (rows == 0)
+        return;
+    int rc = ks_model_predict(m, s->X, rows, s->out);
+    for (size_t i = 0; i < n; i++) {
+        if (s->err[i] != KS_ERRCLASS_NONE)
+            continue;
+        if (rc) {
+            set_error(s, i, KS_ERRCLASS_INFERENCE, "the model failed to predict this batch");
+            continue;
+        }
+        const double *o = s->out + s->good_row[i] * m->n_outputs;
+        for (size_t k = 0; k < m->n_outputs; k++)
+            if (!isfinite(o[k])) {
+                set_error(s, i, KS_ERRCLASS_INFERENCE, "the model returned a non-finite output");
+                break;
+            }
+    }
+}
+
+/* Writes a class label: as a JSON number when it is one, else as a string. */
+static void put_label(ks_buf_t *b, const char *label)
+{
+    char *end;
+    size_t len = strlen(label);
+    if (len && len < 20 && (strtoll(label, &end, 10), *end == '\0'))
+        ks_buf_puts(b, label);
+    else
+        ks_buf_json_string(b, label, len);
+}
+
+static void put_value(ks_buf_t *b, const ks_value_t *v)
+{
+    switch (v->type) {
+    case KS_VAL_NUM: ks_buf_json_double(b, v->num); break;
+    case KS_VAL_STR: ks_buf_json_string(b, v->str, v->len); break;
+    case KS_VAL_BOOL: ks_buf_puts(b, v->b ? "true" : "false"); break;
+    default: ks_buf_puts(b, "null"); break;
+    }
+}
+
+const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i, int64_t now_ms,
+                                 const char **key, size_t *key_len)
+{
+    const struct ks_pipeline *p = s->p;
+    const struct ks_config *cfg = p->cfg;
+    const ks_model_t *m = p->model;
+    const ks_value_t *fields = s->fields + i * cfg->schema->n_fields;
+    const double *o = s->out + s->good_row[i] * m->n_outputs;
+    ks_buf_t *b = &s->rec;
+    size_t num_key_off = SIZE_MAX;
+
+    ks_buf_reset(b);
+    *key = NULL;
+    *key_len = 0;
+    ks_buf_putc(b, '{');
+    if (p->id_field >= 0) {
+        const ks_value_t *id = &fields[p->id_field];
+        ks_buf_puts(b, "\"id\":");
+        size_t start = b->len;
+        put_value(b, id);
+        if (id->type == KS_VAL_STR) {
+            *key = id->str;
+            *key_len = id->len;
+        } else if (id->type == KS_VAL_NUM) {
+            num_key_off = start; /* the number's text; pointer taken once b stops growing */
+            *key_len = b->len - start;
+        }
+        ks_buf_putc(b, ',');
+    }
+    for (size_t c = 0; c < p->n_carry; c++) {
+        const ks_field_t *f = &cfg->schema->fields[p->carry[c]];
+        ks_buf_json_string(b, f->name, strlen(f->name));
+        ks_buf_putc(b, ':');
+        put_value(b, &fields[p->carry[c]]);
+        ks_buf_putc(b, ',');
+    }
+    if (m->task == KS_TASK_CLASSIFICATION) {
+        size_t best = 0;
+        for (size_t k = 1; k < m->n_classes; k++)
+            if (o[k] > o[best])
+                best = k;
+        ks_buf_puts(b, "\"prediction\":");
+        put_label(b, m->class_labels[best]);
+        ks_buf_puts(b, ",\"probabilities\":{");
+        for (size_t k = 0; k < m->n_classes; k++) {
+            if (k)
+                ks_buf_putc(b, ',');
+            ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
+            ks_buf_putc(b, ':');
+            ks_buf_json_double(b, o[k]);
+        }
+        ks_buf_putc(b, '}');
+        if (p->binary) {
+            ks_buf_puts(b, ",\"score\":");
+            ks_buf_json_double(b, o[1]);
+        }
+        ks_buf_puts(b, ",\"confidence\":");
+        ks_buf_json_double(b, o[best]);
+        if (cfg->output_has_threshold)
+            ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
+    } else {
+        ks_buf_puts(b, "\"prediction\":");
+        ks_buf_json_double(b, o[0]);
+    }
+    ks_buf_puts(b, ",\"model_version\":");
+    ks_buf_json_string(b, m->version, strlen(m->version));
+    if (ev[i].timestamp_ms >= 0) {
+        ks_buf_puts(b, ",\"event_time\":\"");
+        ks_buf_iso8601_ms(b, ev[i].timestamp_ms);
+        ks_buf_putc(b, '"');
+    }
+    ks_buf_puts(b, ",\"prediction_time\":\"");
+    ks_buf_iso8601_ms(b, now_ms);
+    ks_buf_puts(b, "\",\"latency_ms\":");
+    double lat = (double)(ks_now_mono_ns() - ev[i].recv_ns) / 1e6;
+    ks_buf_printf(b, "%.3f", lat < 0 ? 0 : lat);
+    ks_buf_putc(b, '}');
+    if (num_key_off != SIZE_MAX)
+        *key = b->data + num_key_off;
+    return b;
+}
