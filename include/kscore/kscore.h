@@ -58,6 +58,22 @@ void ks_pipeline_free(ks_pipeline_t *p);
 int ks_model_cli_info(const char *path, FILE *out);
 int ks_model_cli_predict(const char *path, FILE *in, FILE *out);
 
+/* `kscore gen`: open-loop generator of fraud-example events (io/gen.c). */
+typedef struct ks_gen_opts {
+    const char *brokers, *topic;
+    int to_stdout;              /* write JSON lines instead of producing */
+    unsigned long long count;   /* 0 = unbounded (use duration_s) */
+    unsigned long long start;   /* first event number (ids are e<start>...) */
+    double duration_s;          /* 0 = unbounded (use count) */
+    double rate;                /* events/s; 0 = as fast as possible */
+    int poisson;                /* exponential inter-arrival gaps */
+    unsigned long long keys;    /* distinct user ids (Kafka keys) */
+    double zipf_s;              /* 0 = uniform keys, else zipf exponent */
+    double malformed_fraction;  /* exactly round(count * f) malformed events */
+    unsigned long long seed;
+} ks_gen_opts_t;
+int ks_gen_run(const ks_gen_opts_t *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,9 @@ static void usage(FILE *out)
             "  kscore validate -c pipeline.yaml [--set ...]             check config and model\n"
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
+            "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
+            "             [--poisson] [--keys K] [--zipf S] [--malformed F] [--seed N]\n"
+            "             [--start N] [--stdout]   open-loop fraud-example event generator\n"
             "  kscore config-reference                                  every config key\n"
             "  kscore version\n\n"
             "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or model.\n",
@@ -106,6 +109,59 @@ out:
     return rc;
 }
 
+static int cmd_gen(int argc, char **argv)
+{
+    ks_gen_opts_t o = {.brokers = "127.0.0.1:9092", .keys = 10000, .seed = 1};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "--stdout")) {
+            o.to_stdout = 1;
+            continue;
+        }
+        if (!strcmp(a, "--poisson")) {
+            o.poisson = 1;
+            continue;
+        }
+        if (!v)
+            goto bad;
+        i++;
+        if (!strcmp(a, "--brokers"))
+            o.brokers = v;
+        else if (!strcmp(a, "--topic"))
+            o.topic = v;
+        else if (!strcmp(a, "--count"))
+            o.count = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--start"))
+            o.start = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--duration"))
+            o.duration_s = strtod(v, &end);
+        else if (!strcmp(a, "--rate"))
+            o.rate = strtod(v, &end);
+        else if (!strcmp(a, "--keys"))
+            o.keys = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--zipf"))
+            o.zipf_s = strtod(v, &end);
+        else if (!strcmp(a, "--malformed"))
+            o.malformed_fraction = strtod(v, &end);
+        else if (!strcmp(a, "--seed"))
+            o.seed = strtoull(v, &end, 10);
+        else
+            goto bad;
+        if (end && *end)
+            goto bad;
+        continue;
+    bad:
+        fprintf(stderr, "kscore gen: bad argument '%s' (see kscore --help)\n", a);
+        return KS_EXIT_USAGE;
+    }
+    if (!o.count && o.duration_s <= 0) {
+        fprintf(stderr, "kscore gen: give --count N or --duration SECONDS\n");
+        return KS_EXIT_USAGE;
+    }
+    return ks_gen_run(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -125,6 +181,8 @@ int main(int argc, char **argv)
         ks_config_print_reference(stdout);
         return KS_EXIT_OK;
     }
+    if (!strcmp(cmd, "gen"))
+        return cmd_gen(argc - 2, argv + 2);
     if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate"))
         return cmd_pipeline(cmd, argc - 2, argv + 2);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "info"))

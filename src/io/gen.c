@@ -1,0 +1,277 @@
+/*
+ * gen.c - `kscore gen`: an open-loop generator of fraud-example events, a real
+ * Kafka producer (or JSON lines on stdout for offline runs).
+ *
+ * Open loop: event i is due at start + i/rate (constant) or after exponential
+ * gaps (Poisson); it is sent when due whether or not the pipeline keeps up,
+ * and it is stamped with its due time (`sent_at_us`), so latency measured
+ * from the stamp includes any time spent queued behind a slow system (no
+ * coordinated omission). Events are deterministic for a given seed: event i
+ * has id "<prefix><i>" and the same field values in every run, so a test can
+ * compare online outputs with `kscore predict` over `kscore gen --stdout`.
+ *
+ * Malformed events: with --malformed F, exactly round(count*F) events are
+ * malformed (event i is when floor((i+1)F) > floor(iF)), cycling through bad
+ * JSON, a wrong type, a missing required field and invalid UTF-8.
+ */
+#include "io/gen.h"
+#include "core/common.h"
+#include "kscore/kscore.h"
+
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *categories[] = {"grocery", "travel", "online", "restaurant", "fuel",
+                                   "electronics", "gambling", "other"};
+static const char *methods[] = {"card", "wallet", "bank"};
+static const char *countries[] = {"US", "GB", "DE", "FR", "BR", "IN", "NG", "JP"};
+
+/* splitmix64: a tiny, good, seedable PRNG; per-event streams by hashing i. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static double unit(uint64_t *s)
+{
+    *s = mix(*s);
+    return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+void ks_gen_event(ks_buf_t *b, uint64_t seed, uint64_t i, uint64_t key_index, int malformed_kind,
+                  int64_t sent_at_us)
+{
+    uint64_t s = mix(seed ^ mix(i));
+    /* lognormal-ish amounts: most small, a long tail */
+    double amount = round(exp(3.0 + 1.4 * (unit(&s) + unit(&s) + unit(&s) - 1.5)) * 100) / 100;
+    int cat = (int)(unit(&s) * KS_ARRAY_LEN(categories));
+    int n_tx = (int)(unit(&s) * unit(&s) * 40);
+    int age = (int)(unit(&s) * 3650);
+    int method = (int)(unit(&s) * KS_ARRAY_LEN(methods));
+    int country = (int)(unit(&s) * KS_ARRAY_LEN(countries));
+    int64_t ts = 1767225600 + (int64_t)(i % 31536000); /* 2026 */
+    time_t tt = (time_t)ts;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+
+    ks_buf_printf(b, "{\"id\":\"e%llu\",\"user_id\":\"u%llu\",", (unsigned long long)i,
+                  (unsigned long long)key_index);
+    switch (malformed_kind) {
+    case 2:
+        ks_buf_puts(b, "\"amount\":\"not-a-number\",");
+        break;
+    case 3:
+        break; /* amount (required) missing */
+    default:
+        ks_buf_puts(b, "\"amount\":");
+        ks_buf_json_double(b, amount);
+        ks_buf_putc(b, ',');
+    }
+    ks_buf_printf(b, "\"merchant_category\":\"%s\",\"n_tx_24h\":%d,\"account_age_days\":%d,"
+                     "\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02dZ\","
+                     "\"payment\":{\"method\":\"%s\",\"country\":\"%s\"},\"sent_at_us\":%lld",
+                  categories[cat], n_tx, age, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, methods[method], countries[country],
+                  (long long)sent_at_us);
+    if (malformed_kind == 4)
+        ks_buf_puts(b, ",\"note\":\"\xc3\x28\""); /* invalid UTF-8 */
+    if (malformed_kind == 1)
+        ks_buf_puts(b, ",\"broken\":"); /* truncated JSON */
+    else
+        ks_buf_putc(b, '}');
+}
+
+/* Zipf(s) over [0, n) by inverse CDF on a precomputed table. */
+typedef struct zipf {
+    double *cdf;
+    uint64_t n;
+} zipf_t;
+
+static void zipf_init(zipf_t *z, uint64_t n, double s)
+{
+    z->n = n;
+    z->cdf = ks_xmalloc(n * sizeof(double));
+    double sum = 0;
+    for (uint64_t k = 0; k < n; k++)
+        z->cdf[k] = (sum += 1.0 / pow((double)(k + 1), s));
+    for (uint64_t k = 0; k < n; k++)
+        z->cdf[k] /= sum;
+}
+
+static uint64_t zipf_draw(const zipf_t *z, double u)
+{
+    uint64_t lo = 0, hi = z->n - 1;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (z->cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static volatile sig_atomic_t gen_stop;
+static void on_sig(int s)
+{
+    (void)s;
+    gen_stop = 1;
+}
+
+typedef struct dr_state {
+    uint64_t acked, failed;
+} dr_state_t;
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    dr_state_t *st = opaque;
+    if (m->err)
+        st->failed++;
+    else
+        st->acked++;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int ks_gen_run(const ks_gen_opts_t *o)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    dr_state_t st = {0, 0};
+    ks_buf_t b = {0};
+    zipf_t z = {0};
+    int rc = KS_EXIT_OK;
+    char err[512];
+    uint64_t sent = 0, malformed = 0, late = 0;
+    uint64_t seed_state = mix(o->seed ^ 0x5eed);
+    FILE *out = o->to_stdout ? stdout : NULL;
+
+    if (o->keys == 0 || (!o->to_stdout && (!o->topic || !o->brokers))) {
+        fprintf(stderr, "kscore gen: needs --topic and --brokers (or --stdout), and --keys > 0\n");
+        return KS_EXIT_USAGE;
+    }
+    if (o->zipf_s > 0)
+        zipf_init(&z, o->keys, o->zipf_s);
+    if (!out) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const char *props[][2] = {{"bootstrap.servers", o->brokers},
+                                  {"enable.idempotence", "true"},
+                                  {"linger.ms", "5"},
+                                  {"partitioner", "murmur2_random"},
+                                  {"queue.buffering.max.messages", "1000000"},
+                                  {"queue.buffering.max.kbytes", "1048576"}};
+        for (size_t i = 0; i < KS_ARRAY_LEN(props); i++)
+            if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err))) {
+                fprintf(stderr, "kscore gen: %s\n", err);
+                rd_kafka_conf_destroy(conf);
+                return KS_EXIT_USAGE;
+            }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+        rd_kafka_conf_set_opaque(conf, &st);
+        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))) {
+            fprintf(stderr, "kscore gen: %s\n", err);
+            rd_kafka_conf_destroy(conf);
+            return KS_EXIT_RUNTIME;
+        }
+        rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+    }
+    signal(SIGINT, on_sig);
+    signal(SIGTERM, on_sig);
+
+    int64_t start = now_us();
+    double due = 0; /* microseconds after start */
+    int64_t end_us = o->duration_s > 0 ? start + (int64_t)(o->duration_s * 1e6) : INT64_MAX;
+    for (uint64_t i = o->start; !gen_stop; i++) {
+        uint64_t k = i - o->start;
+        if (o->count && k >= o->count)
+            break;
+        int64_t sent_at = now_us();
+        if (o->rate > 0) {
+            if (k > 0)
+                due += o->poisson ? -log(1.0 - unit(&seed_state)) * 1e6 / o->rate : 1e6 / o->rate;
+            int64_t at = start + (int64_t)due;
+            if (at >= end_us)
+                break;
+            while ((sent_at = now_us()) < at) {
+                int64_t gap = at - sent_at;
+                if (rk)
+                    rd_kafka_poll(rk, 0);
+                if (gap > 200) {
+                    struct timespec ts = {0, (gap - 100) * 1000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            if (sent_at - at > 1000)
+                late++;
+            sent_at = at; /* stamp the intended time: no coordinated omission */
+        } else if (sent_at >= end_us) {
+            break;
+        }
+        double f = o->malformed_fraction;
+        int bad = f > 0 && floor((double)(k + 1) * f) > floor((double)k * f);
+        uint64_t key = o->zipf_s > 0 ? zipf_draw(&z, unit(&seed_state))
+                                     : (uint64_t)(unit(&seed_state) * (double)o->keys);
+        ks_buf_reset(&b);
+        ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, sent_at);
+        malformed += bad;
+        if (out) {
+            fwrite(b.data, 1, b.len, out);
+            fputc('\n', out);
+            sent++;
+            continue;
+        }
+        char keybuf[32];
+        int kl = snprintf(keybuf, sizeof(keybuf), "u%llu", (unsigned long long)key);
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(keybuf, (size_t)kl), RD_KAFKA_V_VALUE(b.data, b.len),
+                RD_KAFKA_V_TIMESTAMP(sent_at / 1000), RD_KAFKA_V_END);
+            if (!e)
+                break;
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "kscore gen: produce failed: %s\n", rd_kafka_err2str(e));
+                rc = KS_EXIT_RUNTIME;
+                goto done;
+            }
+            rd_kafka_poll(rk, 10);
+        }
+        sent++;
+        if ((sent & 1023) == 0)
+            rd_kafka_poll(rk, 0);
+    }
+done:
+    if (rk) {
+        while (rd_kafka_outq_len(rk) > 0 && !gen_stop)
+            rd_kafka_flush(rk, 1000);
+        if (st.failed)
+            rc = KS_EXIT_RUNTIME;
+    }
+    double secs = (double)(now_us() - start) / 1e6;
+    fprintf(stderr,
+            "{\"sent\":%llu,\"malformed\":%llu,\"acked\":%llu,\"failed\":%llu,\"late\":%llu,"
+            "\"seconds\":%.3f,\"rate\":%.0f}\n",
+            (unsigned long long)sent, (unsigned long long)malformed,
+            (unsigned long long)(out ? sent : st.acked), (unsigned long long)st.failed,
+            (unsigned long long)late, secs, secs > 0 ? (double)sent / secs : 0);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (rk)
+        rd_kafka_destroy(rk);
+    free(z.cdf);
+    ks_buf_free(&b);
+    return rc;
+}
