@@ -1,0 +1,316 @@
+/*
+ * test_model.c - the model runtime on small hand-written kscore JSON models
+ * whose outputs are computed by hand: logistic (binary, multinomial), linear
+ * regression with a scaler, tree ensembles under both comparison rules, an
+ * MLP; plus metadata, versions, refcounting and refusal of broken files.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "test.h"
+#include "util/sha256.h"
+
+static ks_model_t *load(const char *json, char *err, size_t errsize)
+{
+    ks_model_t *m = NULL;
+    int rc = ks_model_load_buffer("test.json", json, strlen(json), &m, err, errsize);
+    if (rc != 0)
+        return NULL;
+    return m;
+}
+
+#define HEAD(task) "{\"format\": \"kscore-model\", \"format_version\": 1, \"task\": \"" task "\", "
+
+static void test_sha256(void)
+{
+    uint8_t d[32];
+    char hex[65];
+    ks_sha256("abc", 3, d);
+    ks_sha256_hex(d, 32, hex);
+    CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ks_sha256("", 0, d);
+    ks_sha256_hex(d, 32, hex);
+    CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* 56 bytes: padding spills into a second block. */
+    const char *s = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    ks_sha256(s, strlen(s), d);
+    ks_sha256_hex(d, 32, hex);
+    CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+static void test_logistic_binary(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"linear\", \"feature_names\": [\"a\", \"b\"], \"classes\": [0, 1],"
+        "\"version\": \"lr-7\", \"metadata\": {\"library\": \"scikit-learn\", \"library_version\": \"1.9.1\"},"
+        "\"linear\": {\"coef\": [[0.5, -1.0]], \"intercept\": [0.25], \"link\": \"logistic\"}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    CHECK_EQ_INT(m->task, KS_TASK_CLASSIFICATION);
+    CHECK_EQ_INT(m->n_features, 2);
+    CHECK_EQ_STR(m->feature_names[1], "b");
+    CHECK_EQ_INT(m->n_outputs, 2);
+    CHECK_EQ_INT(m->n_classes, 2);
+    CHECK_EQ_STR(m->class_labels[0], "0");
+    CHECK_EQ_STR(m->class_labels[1], "1");
+    CHECK_EQ_STR(m->version, "lr-7");
+    CHECK_EQ_STR(m->source, "scikit-learn 1.9.1");
+    double X[] = {2, 1, 0, 0, NAN, 1};
+    double out[6];
+    CHECK_EQ_INT(ks_model_predict(m, X, 3, out), 0);
+    /* z = 0.5*2 - 1*1 + 0.25 = 0.25; p = 1/(1+exp(-0.25)) */
+    CHECK_NEAR(out[1], 0.56217650088579807, 1e-15);
+    CHECK_NEAR(out[0], 0.43782349911420193, 1e-15);
+    /* z = 0.25 */
+    CHECK_NEAR(out[3], 0.56217650088579807, 1e-15);
+    /* NaN input propagates (the pipeline fills or rejects missing values). */
+    CHECK(isnan(out[5]));
+    ks_model_unref(m);
+}
+
+static void test_logistic_multinomial(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"linear\", \"feature_names\": [\"x\", \"y\"], \"classes\": [\"cat\", \"dog\", \"eel\"],"
+        "\"linear\": {\"coef\": [[1, 0], [0, 1], [0, 0]], \"intercept\": [0, 0, 0], \"link\": \"softmax\"}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    CHECK_EQ_INT(m->n_outputs, 3);
+    CHECK_EQ_STR(m->class_labels[2], "eel");
+    /* No version in the file: a content hash. */
+    CHECK(strncmp(m->version, "sha256:", 7) == 0 && strlen(m->version) == 19);
+    double X[] = {1, 2};
+    double out[3];
+    CHECK_EQ_INT(ks_model_predict(m, X, 1, out), 0);
+    /* softmax(1, 2, 0) */
+    CHECK_NEAR(out[0], 0.24472847105479764, 1e-15);
+    CHECK_NEAR(out[1], 0.6652409557748219, 1e-15);
+    CHECK_NEAR(out[2], 0.09003057317038046, 1e-15);
+    ks_model_unref(m);
+}
+
+static void test_linear_regression_scaled(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("regression")
+        "\"model_type\": \"linear\", \"feature_names\": [\"u\", \"v\"],"
+        "\"preprocess\": [{\"type\": \"standard_scaler\", \"mean\": [1, 2], \"scale\": [2, 4]}],"
+        "\"linear\": {\"coef\": [[3, -2]], \"intercept\": [1]}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    CHECK_EQ_INT(m->task, KS_TASK_REGRESSION);
+    CHECK_EQ_INT(m->n_outputs, 1);
+    CHECK_EQ_INT(m->n_classes, 0);
+    double X[] = {5, 10, 1, 2, -1, 6};
+    double out[3];
+    CHECK_EQ_INT(ks_model_predict(m, X, 3, out), 0);
+    CHECK_NEAR(out[0], 3.0, 1e-15);   /* (2, 2) -> 6 - 4 + 1 */
+    CHECK_NEAR(out[1], 1.0, 1e-15);   /* (0, 0) -> 1 */
+    CHECK_NEAR(out[2], -4.0, 1e-15);  /* (-1, 1) -> -3 - 2 + 1 */
+    ks_model_unref(m);
+
+    m = load(HEAD("regression")
+        "\"model_type\": \"linear\", \"feature_names\": [\"u\"],"
+        "\"preprocess\": [{\"type\": \"minmax_scaler\", \"scale\": [0.5], \"min\": [-1]}],"
+        "\"linear\": {\"coef\": [[10]], \"intercept\": [0], \"link\": \"exp\"}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    double x = 2, y;
+    CHECK_EQ_INT(ks_model_predict(m, &x, 1, &y), 0);
+    CHECK_NEAR(y, 1.0, 1e-15); /* 2*0.5 - 1 = 0 -> exp(0) */
+    ks_model_unref(m);
+}
+
+/* One stump on feature 0 at 0.1: float32 rule sends x = 0.1 right (float32(0.1)
+ * is 0.100000001 > 0.1), the float64 rule sends it left. Missing goes left. */
+static void test_tree_comparison_rules(void)
+{
+    char err[512] = "";
+    const char *fmt = HEAD("regression")
+        "\"model_type\": \"tree_ensemble\", \"feature_names\": [\"x\"],"
+        "\"tree_ensemble\": {\"comparison\": \"%s\", \"n_raw\": 1, \"base_score\": [100],"
+        "\"trees\": [{\"left\": [1, -1, -1], \"right\": [2, -1, -1], \"feature\": [0, -2, -2],"
+        "\"threshold\": [0.1, -2, -2], \"missing_left\": [1, 0, 0], \"value\": [0, 1, 2]}]}}";
+    char json[1024];
+    snprintf(json, sizeof(json), fmt, "float32");
+    ks_model_t *m = load(json, err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    double X[] = {0.1, 0.0999, 0.2, NAN, 0.10000000149011612, 0.10000000149011611};
+    double out[6];
+    CHECK_EQ_INT(ks_model_predict(m, X, 6, out), 0);
+    CHECK_NEAR(out[0], 102, 0);
+    CHECK_NEAR(out[1], 101, 0);
+    CHECK_NEAR(out[2], 102, 0);
+    CHECK_NEAR(out[3], 101, 0);
+    CHECK_NEAR(out[4], 102, 0);
+    CHECK_NEAR(out[5], 102, 0);
+    ks_model_unref(m);
+
+    snprintf(json, sizeof(json), fmt, "float64");
+    m = load(json, err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    CHECK_EQ_INT(ks_model_predict(m, X, 6, out), 0);
+    CHECK_NEAR(out[0], 101, 0);
+    CHECK_NEAR(out[1], 101, 0);
+    CHECK_NEAR(out[2], 102, 0);
+    CHECK_NEAR(out[3], 101, 0);
+    CHECK_NEAR(out[4], 102, 0);
+    ks_model_unref(m);
+}
+
+/* A forest of two trees with vector leaves (class probabilities), averaged. */
+static void test_forest_average(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"tree_ensemble\", \"feature_names\": [\"a\", \"b\"], \"classes\": [\"n\", \"y\"],"
+        "\"tree_ensemble\": {\"comparison\": \"float32\", \"n_raw\": 2, \"leaf_width\": 2,"
+        "\"base_score\": [0, 0], \"average\": true, \"link\": \"identity\","
+        "\"trees\": ["
+        " {\"left\": [1, -1, -1], \"right\": [2, -1, -1], \"feature\": [0, -2, -2], \"threshold\": [0.5, 0, 0],"
+        "  \"value\": [0, 0, 1, 0, 0.25, 0.75]},"
+        " {\"left\": [2, -1, -1], \"right\": [1, -1, -1], \"feature\": [1, -2, -2], \"threshold\": [0.0, 0, 0],"
+        "  \"value\": [0, 0, 0.5, 0.5, 0.0, 1.0]}]}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    double X[] = {0, 0, 1, 1};
+    double out[4];
+    CHECK_EQ_INT(ks_model_predict(m, X, 2, out), 0);
+    /* row 0: tree0 left (1,0), tree1 left = node 2 (0,1) -> (0.5, 0.5) */
+    CHECK_NEAR(out[0], 0.5, 1e-15);
+    CHECK_NEAR(out[1], 0.5, 1e-15);
+    /* row 1: tree0 right (.25,.75), tree1 right = node 1 (.5,.5) -> (.375,.625) */
+    CHECK_NEAR(out[2], 0.375, 1e-15);
+    CHECK_NEAR(out[3], 0.625, 1e-15);
+    ks_model_unref(m);
+}
+
+static void test_mlp(void)
+{
+    char err[512] = "";
+    /* 2 -> 2 (relu) -> 1, logistic: h = relu([x0 - x1, x0 + x1]), z = h0 - h1 + 0.5 */
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"mlp\", \"feature_names\": [\"a\", \"b\"], \"classes\": [0, 1],"
+        "\"mlp\": {\"hidden_activation\": \"relu\", \"link\": \"logistic\", \"layers\": ["
+        " {\"weights\": [[1, 1], [-1, 1]], \"bias\": [0, 0]},"
+        " {\"weights\": [[1], [-1]], \"bias\": [0.5]}]}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    double X[] = {3, 1, -1, -2};
+    double out[4];
+    CHECK_EQ_INT(ks_model_predict(m, X, 2, out), 0);
+    /* row 0: h = (2, 4) -> z = -1.5 */
+    CHECK_NEAR(out[1], 1 / (1 + exp(1.5)), 1e-15);
+    /* row 1: h = relu(1, -3) = (1, 0) -> z = 1.5 */
+    CHECK_NEAR(out[1 + 2], 1 / (1 + exp(-1.5)), 1e-15);
+    ks_model_unref(m);
+}
+
+static void test_refcount(void)
+{
+    char err[512];
+    ks_model_t *m = load(HEAD("regression")
+        "\"model_type\": \"linear\", \"feature_names\": [\"u\"], \"linear\": {\"coef\": [[1]], \"intercept\": [0]}}",
+        err, sizeof(err));
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(ks_model_ref(m) == m);
+    CHECK_EQ_INT(m->refcount, 2);
+    ks_model_unref(m);
+    CHECK_EQ_INT(m->refcount, 1);
+    ks_model_unref(m);
+    ks_model_unref(NULL);
+}
+
+static void expect_refused(const char *json, const char *needle)
+{
+    char err[512] = "";
+    ks_model_t *m = NULL;
+    int rc = ks_model_load_buffer("bad.json", json, strlen(json), &m, err, sizeof(err));
+    CHECK_MSG(rc != 0 && m == NULL, "accepted: %s", json);
+    CHECK_CONTAINS(err, needle);
+    CHECK_CONTAINS(err, "bad.json");
+    if (m)
+        ks_model_unref(m);
+}
+
+static void test_refusals(void)
+{
+    expect_refused("hello", "not a model file");
+    expect_refused("{\"format\": \"kscore-model\", \"format_version\": 2}", "format_version 2");
+    expect_refused(HEAD("regression") "\"model_type\": \"svm\", \"feature_names\": [\"a\"]}", "'svm'");
+    expect_refused(HEAD("regression") "\"model_type\": \"linear\", \"feature_names\": [\"a\", \"b\"],"
+                   "\"linear\": {\"coef\": [[1]], \"intercept\": [0]}}", "expected 2");
+    expect_refused(HEAD("classification") "\"model_type\": \"linear\", \"feature_names\": [\"a\"],"
+                   "\"classes\": [0, 1, 2], \"linear\": {\"coef\": [[1]], \"intercept\": [0], \"link\": \"logistic\"}}",
+                   "does not fit");
+    expect_refused(HEAD("regression") "\"model_type\": \"linear\", \"feature_names\": [\"a\"],"
+                   "\"preprocess\": [{\"type\": \"pca\"}], \"linear\": {\"coef\": [[1]], \"intercept\": [0]}}",
+                   "'pca'");
+    expect_refused(HEAD("regression") "\"model_type\": \"linear\", \"feature_names\": [\"a\"],"
+                   "\"linear\": {\"coef\": [[1]], \"intercept\": [0]", "line 1");
+    /* Hostile trees: a cycle, a shared child, an out-of-range feature, an
+     * out-of-range child, an unreachable node. */
+    const char *tree = HEAD("regression")
+        "\"model_type\": \"tree_ensemble\", \"feature_names\": [\"x\"],"
+        "\"tree_ensemble\": {\"comparison\": \"float64\", \"n_raw\": 1, \"base_score\": [0],"
+        "\"trees\": [{\"left\": %s, \"right\": %s, \"feature\": %s, \"threshold\": [0, 0, 0, 0],"
+        "\"value\": [0, 0, 0, 0]}]}}";
+    char json[1024];
+    snprintf(json, sizeof(json), tree, "[1, 0, -1, -1]", "[2, 3, -1, -1]", "[0, 0, 0, 0]");
+    expect_refused(json, "reached twice");
+    snprintf(json, sizeof(json), tree, "[1, 2, -1, -1]", "[2, 3, -1, -1]", "[0, 0, 0, 0]");
+    expect_refused(json, "reached twice");
+    snprintf(json, sizeof(json), tree, "[1, -1, -1, -1]", "[2, -1, -1, -1]", "[7, 0, 0, 0]");
+    expect_refused(json, "feature 7 is out of range");
+    snprintf(json, sizeof(json), tree, "[1, -1, -1, -1]", "[9, -1, -1, -1]", "[0, 0, 0, 0]");
+    expect_refused(json, "out of range");
+    snprintf(json, sizeof(json), tree, "[1, -1, -1, -1]", "[2, -1, -1, -1]", "[0, 0, 0, 0]");
+    expect_refused(json, "node 3 is not reachable");
+}
+
+static void test_load_file(void)
+{
+    char err[512] = "";
+    ks_model_t *m = NULL;
+    CHECK(ks_model_load_file("/nonexistent/model.json", &m, err, sizeof(err)) != 0);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err, "/nonexistent/model.json");
+}
+
+int main(void)
+{
+    RUN(test_sha256);
+    RUN(test_logistic_binary);
+    RUN(test_logistic_multinomial);
+    RUN(test_linear_regression_scaled);
+    RUN(test_tree_comparison_rules);
+    RUN(test_forest_average);
+    RUN(test_mlp);
+    RUN(test_refcount);
+    RUN(test_refusals);
+    RUN(test_load_file);
+    return test_summary();
+}
