@@ -640,6 +640,8 @@ static int parse_object(parser_t *ps, size_t idx)
         skip_ws(ps);
         if ((rc = parse_value(ps, key)) != KS_OK)
             goto out;
+        if (KS_UNLIKELY(strlen(key) != key_len))
+            ps->stack[ps->n_stack - 1].key_has_nul = 1;
         skip_ws(ps);
         if (ps->p >= ps->end) {
             rc = parse_fail(ps, ps->p, "unterminated object");
@@ -813,7 +815,7 @@ const ks_json_t *ks_json_get(const ks_json_t *obj, const char *key)
         return NULL;
     for (size_t i = obj->len; i-- > 0;) {
         const ks_json_t *m = &obj->u.items[i];
-        if (strcmp(m->key, key) == 0)
+        if (!m->key_has_nul && strcmp(m->key, key) == 0)
             return m;
     }
     return NULL;

@@ -58,6 +58,7 @@ typedef struct ks_json {
     uint32_t line, col;       /* where the value starts (1-based; col counts bytes) */
     uint8_t type;             /* ks_json_type_t */
     uint8_t boolean;          /* KS_JSON_BOOL */
+    uint8_t key_has_nul;      /* the key holds \u0000: no C string names it */
 } ks_json_t;
 
 /* Parses `len` bytes of `buf` (need not be NUL-terminated) into a new document.

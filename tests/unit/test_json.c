@@ -132,6 +132,10 @@ static void test_strings(void)
     CHECK_EQ_STR(ks_json_str(ks_json_at(r, 4)), "");
     ks_json_free(r);
 
+    /* a key holding \u0000 is not the C string before the NUL */
+    r = parse("{\"k\": 1, \"k\\u0000x\": 2}");
+    CHECK(r && ks_json_num(ks_json_get(r, "k"), 0) == 1);
+    ks_json_free(r);
     /* escaped keys */
     r = parse("{\"k\\u0065y\": 5}");
     CHECK(r && ks_json_num(ks_json_get(r, "key"), 0) == 5);
