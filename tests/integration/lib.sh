@@ -22,7 +22,7 @@ log() { printf '[%s %s] %s\n' "$TEST_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
 cleanup() {
-    local rc=$?
+    local rc=${1:-$?}
     for pid in "${PIDS[@]:-}"; do
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
@@ -58,7 +58,8 @@ ks_start() {
     PIDS+=("$KS_PID")
 }
 
-# ks_stop PID [SIGNAL] : signals and waits (bounded 30 s); prints exit code.
+# ks_stop PID [SIGNAL] : signals and waits (bounded 30 s); sets KS_RC to the
+# exit code (run it in this shell, not in $(...): only the parent can wait).
 ks_stop() {
     local pid=$1 sig=${2:-TERM} i
     kill -"$sig" "$pid" 2>/dev/null || true
@@ -67,9 +68,8 @@ ks_stop() {
         sleep 0.1
     done
     kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; fail "pid $pid did not exit within 30 s"; }
-    local rc=0
-    wait "$pid" || rc=$?
-    echo "$rc"
+    KS_RC=0
+    wait "$pid" || KS_RC=$?
 }
 
 # consume TOPIC FILE [FORMAT] : the whole topic (to the current end) into FILE.

@@ -7,7 +7,7 @@ RATE=${KSCORE_TEST_RATE:-5000}; SECS=30; N=$((RATE * SECS))
 IN=$(topic tx 4); OUT=$(topic scores 4); DLQ=$(topic dlq 1); GROUP=g-outage-$RUN_ID
 
 restart_broker() { "$ROOT/scripts/kafka" start-node 1 >>"$WORK/broker.log" 2>&1 || true; }
-trap 'restart_broker; cleanup' EXIT
+trap 'rc=$?; restart_broker; cleanup $rc' EXIT
 
 ks_start run run -c "$EXAMPLE" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP")
 "$KSCORE" gen --brokers "$BROKERS" --topic "$IN" --count "$N" --rate "$RATE" --seed 13 \
@@ -22,6 +22,6 @@ log "broker back"
 wait "$GEN" || fail "generator failed (it should ride out the outage)"
 wait_ids "$OUT" "$N" 300
 kill -0 "$KS_PID" 2>/dev/null || fail "kscore died during the outage"
-rc=$(ks_stop "$KS_PID" TERM)
+ks_stop "$KS_PID" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "kscore exited $rc"
 log "PASS: all $N ids scored across a 10 s broker outage; $(( $(count "$OUT") - N )) duplicates"

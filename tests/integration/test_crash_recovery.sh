@@ -18,7 +18,7 @@ for k in 1 2 3; do
 done
 ks_start final run -c "$EXAMPLE" $SETS
 wait_ids "$OUT" "$N" 300
-rc=$(ks_stop "$KS_PID" TERM)
+ks_stop "$KS_PID" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "final run exited $rc"
 
 total=$(count "$OUT")

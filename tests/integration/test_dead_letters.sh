@@ -13,7 +13,7 @@ gen --topic "$IN" --count "$N" --seed 11 --malformed 0.01
 ks_start run run -c "$EXAMPLE" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP")
 wait_count "$OUT" $((N - BAD)) 300
 wait_count "$DLQ" "$BAD" 60
-rc=$(ks_stop "$KS_PID" TERM)
+ks_stop "$KS_PID" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "kscore run exited $rc"
 
 [ "$(count "$OUT")" -eq $((N - BAD)) ] || fail "expected $((N - BAD)) predictions, got $(count "$OUT")"

@@ -17,7 +17,7 @@ log "scoring the same events offline"
 
 ks_start run run -c "$EXAMPLE" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP")
 wait_count "$OUT" "$N" 300
-rc=$(ks_stop "$KS_PID" TERM)
+ks_stop "$KS_PID" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "kscore run exited $rc after SIGTERM"
 
 consume "$OUT" "$WORK/online.jsonl"
@@ -39,6 +39,6 @@ fi
 # throughput from the records' own prediction times
 jq -r .prediction_time "$WORK/online.jsonl" | sort | sed -n '1p;$p' >"$WORK/span"
 first=$(date -d "$(sed -n 1p "$WORK/span")" +%s.%N); last=$(date -d "$(sed -n 2p "$WORK/span")" +%s.%N)
-rate=$(awk -v n="$N" -v a="$first" -v b="$last" 'BEGIN { d = b - a; printf "%.0f", d > 0 ? n / d : 0 }')
-log "PASS: $N records, identical to offline predict; throughput ~$rate events/s (workers=$(grep -m1 -o 'workers: [0-9]*' "$EXAMPLE" || echo ?))"
+rate=$(awk -v n="$N" -v a="$first" -v b="$last" 'BEGIN { d = b - a; printf "%.0f", (d > 0 ? n / d : 0) }')
+log "PASS: $N records, identical to offline predict; throughput ~$rate events/s (workers: $(awk '/^workers:/ {print $2}' "$EXAMPLE"))"
 echo "throughput_events_per_s=$rate" >"$WORK/result"

@@ -15,11 +15,11 @@ ks_start b run -c "$EXAMPLE" $SETS; B=$KS_PID
 GEN=$!; PIDS+=("$GEN")
 wait_count "$OUT" $((N / 4)) 120
 grep -q "assigned" "$WORK/kscore-b.log" || fail "instance b never got partitions"
-rc=$(ks_stop "$B" TERM)
+ks_stop "$B" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "instance b exited $rc"
 log "stopped instance b with $(count "$OUT") outputs so far"
 wait "$GEN" || fail "generator failed"
 wait_ids "$OUT" "$N" 300
-rc=$(ks_stop "$A" TERM)
+ks_stop "$A" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "instance a exited $rc"
 log "PASS: all $N ids scored across the failover; $(( $(count "$OUT") - N )) duplicates"

@@ -10,7 +10,7 @@ gen --topic "$IN" --count "$N" --seed 5 --malformed 0.02
 ks_start run run -c "$EXAMPLE" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set commit.interval_ms=60000
 wait_count "$OUT" $((N - N / 50)) 120
 t0=$SECONDS
-rc=$(ks_stop "$KS_PID" TERM)
+ks_stop "$KS_PID" TERM; rc=$KS_RC
 took=$((SECONDS - t0))
 [ "$rc" = 0 ] || fail "exit code $rc after SIGTERM"
 [ "$took" -le 10 ] || fail "shutdown took ${took}s"
