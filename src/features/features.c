@@ -83,7 +83,7 @@ struct feature {
     category_table_t cats;   /* map, onehot */
     char **cat_names;        /* onehot: the listed values, for column names */
     double *map_values;      /* map: value per category index */
-    int has_unknown;         /* map: `default` for an unlisted category */
+    int has_unknown;         /* map: `default` for an unlisted or missing category */
     double unknown;
     uint64_t buckets;        /* hash */
     uint32_t seed;
@@ -363,12 +363,9 @@ static int map_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, c
 static int map_compute(const feature_t *f, const ks_value_t *fields, double *out, char *errbuf,
                        size_t errsize)
 {
-    const ks_value_t *v = &fields[f->field];
-    if (v->type == KS_VAL_MISSING || v->type == KS_VAL_NULL) {
-        *out = NAN;
-        return KS_OK;
-    }
-    int64_t idx = category_find(&f->cats, v);
+    /* like pandas' df[field].map(values).fillna(default): a missing or null
+     * category is not listed either */
+    int64_t idx = category_find(&f->cats, &fields[f->field]);
     *out = idx >= 0 ? f->map_values[idx] : f->has_unknown ? f->unknown : NAN;
     return KS_OK;
 }

@@ -182,7 +182,7 @@ static void test_header_example(void)
     CHECK_EQ_INT(compute(f), 0);
     CHECK(isnan(out[0]) && isnan(out[1]));
     CHECK(out[2] == 0);                    /* NaN > 1000 is false */
-    CHECK(isnan(out[3]));                  /* missing category: NaN, not the map default */
+    CHECK(out[3] == -1);                   /* missing category: the map's default */
     CHECK(out[4] == 0 && out[5] == 0);
     CHECK(isnan(out[6]) && isnan(out[7]) && isnan(out[8]));
     CHECK(out[9] == 0);
@@ -220,12 +220,22 @@ static void test_map(void)
     CHECK_EQ_INT(compute(f), 0);
     CHECK(out[0] == 7 && out[2] == 40 && out[4] == 3);
 
-    row[MCC] = null;                       /* missing: NaN, then the feature default */
+    row[MCC] = null;                       /* null/missing: unlisted, so the map default */
     row[LEVEL] = num(NAN);
     row[IS_NEW] = missing;
     row[MISC] = str("3.0");                /* strings match strings only */
     CHECK_EQ_INT(compute(f), 0);
-    CHECK(isnan(out[0]) && out[1] == -9 && isnan(out[2]) && isnan(out[3]) && isnan(out[4]));
+    CHECK(isnan(out[0]) && out[1] == -1 && isnan(out[2]) && isnan(out[3]) && isnan(out[4]));
+    /* the feature's default applies when the map has none */
+    ks_features_free(f);
+    f = compile("  - {name: m, map: {field: mcc, values: {a: 1}}, default: -9}\n");
+    if (!f)
+        return;
+    CHECK_EQ_INT(compute(f), 0);
+    CHECK(out[0] == -9);
+    row[MCC] = str("b");
+    CHECK_EQ_INT(compute(f), 0);
+    CHECK(out[0] == -9);
     ks_features_free(f);
 
     /* many categories: the hash table */
