@@ -1,0 +1,31 @@
+/*
+ * model_cli.h - the library side of `kscore model info FILE` and
+ * `kscore model predict FILE < rows.csv` (the CLI in src/cli/ wires these).
+ *
+ * Both only read the model (any thread, model stays owned by the caller).
+ */
+#ifndef KS_MODEL_CLI_H
+#define KS_MODEL_CLI_H
+
+#include <stdio.h>
+
+#include "model/model.h"
+
+/* Prints the model's metadata as "key: value" lines (format, file, version,
+ * source, task, objective, features with their index, classes, outputs).
+ * Returns 0 or KS_EIO if writing failed. */
+int ks_model_describe(const ks_model_t *m, FILE *out);
+
+/* Scores a CSV: the first line is a header of column names, which must
+ * include every feature name of the model (any order; other columns are
+ * ignored); each following line is a row: numbers as strtod reads them, an
+ * empty cell (or NA, NaN, nan, null) = missing. Writes one line per row to
+ * `out`: the outputs separated by commas, each "%.17g" (every class
+ * probability for classifiers in class order, the value for regressors).
+ * Blank lines are skipped. Fields are separated by ','; surrounding spaces
+ * and double quotes are stripped (quoted commas are not supported).
+ * Returns 0, or KS_EINVAL with "line N: ..." in errbuf for bad input, or
+ * KS_EIO for a read/write failure. Rows before a bad line have been written. */
+int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf, size_t errsize);
+
+#endif
