@@ -5,7 +5,7 @@
  * root level holds the top-level names the schema mentions, and each
  * intermediate name ("payment" of "payment.amount") has its own level. While
  * scanning an object, each key is matched against the names of the current
- * level only (length first, then bytes); a match on a leaf fills that field's
+ * level only (a small hash table per level, then length and bytes); a match on a leaf fills that field's
  * slot, a match on an intermediate descends, anything else is skipped - but
  * skipped values are still fully validated (grammar, UTF-8, escapes, depth).
  * One pass, no DOM, no allocation except for strings that contain escapes
@@ -70,6 +70,8 @@ struct dlevel {
     int id;            /* index into lstate[] */
     dname_t *names;
     size_t n_names;
+    int16_t *slots;    /* open-addressing hash of names: index or -1 */
+    uint32_t slot_mask;
     int *fields_below; /* all leaf fields under this level (for "last wins") */
     size_t n_fields_below;
     int *levels_below; /* all levels under this level, itself excluded */
@@ -99,6 +101,30 @@ typedef struct scan {
 } scan_t;
 
 /* --------------------------------------------------------------- building */
+
+/* Hash of a key for a level's table: cheap, and distinct for typical names. */
+static inline uint32_t key_hash(const char *k, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)k;
+    return (uint32_t)n * 0x9E3779B1u ^ (uint32_t)u[0] * 0x85EBCA77u ^
+           (uint32_t)u[n - 1] * 0xC2B2AE3Du ^ (uint32_t)u[n >> 1] * 0x27D4EB2Fu;
+}
+
+static void level_index(dlevel_t *l)
+{
+    uint32_t size = 8;
+    while (size < 2 * l->n_names)
+        size *= 2;
+    l->slots = ks_xmalloc(size * sizeof(*l->slots));
+    memset(l->slots, 0xff, size * sizeof(*l->slots));
+    l->slot_mask = size - 1;
+    for (size_t i = 0; i < l->n_names; i++) {
+        uint32_t h = key_hash(l->names[i].name, l->names[i].len) & l->slot_mask;
+        while (l->slots[h] >= 0)
+            h = (h + 1) & l->slot_mask;
+        l->slots[h] = (int16_t)i;
+    }
+}
 
 static dlevel_t *level_new(ks_decoder_t *d)
 {
@@ -185,10 +211,17 @@ int ks_decoder_new(const ks_schema_t *schema, ks_decoder_t **out, char *errbuf, 
                 l = n->sub;
             }
         }
+        if (root->n_names > INT16_MAX || l->n_names > INT16_MAX) {
+            rc = ks_err(errbuf, errsize, KS_EINVAL, "too many input fields in one object "
+                        "(at most %d)", INT16_MAX);
+            goto out;
+        }
         d->field_parent[i] = l->id;
         for (int c = 1; c < depth; c++) /* chain[0] is root: never reset */
             push_int(&chain[c]->fields_below, &chain[c]->n_fields_below, (int)i);
     }
+    for (size_t i = 0; i < d->n_levels; i++)
+        level_index(d->levels[i]);
     d->bad = ks_xcalloc(schema->n_fields ? schema->n_fields : 1, 1);
     d->lstate = ks_xcalloc(d->n_levels, 1);
     /* an escaped key of more than 6 bytes per character cannot match */
@@ -207,6 +240,7 @@ void ks_decoder_free(ks_decoder_t *d)
         return;
     for (size_t i = 0; i < d->n_levels; i++) {
         free(d->levels[i]->names);
+        free(d->levels[i]->slots);
         free(d->levels[i]->fields_below);
         free(d->levels[i]->levels_below);
         free(d->levels[i]);
@@ -424,13 +458,21 @@ static void reset_level(ks_decoder_t *d, const dlevel_t *l, ks_value_t *out)
         d->lstate[l->levels_below[i]] = SEEN_NONE;
 }
 
-/* Matches a key against the names of a level; NULL if none. */
+/* Matches a key (n > 0) against the names of a level; NULL if none. */
 static inline const dname_t *match_key(const dlevel_t *l, const char *k, size_t n)
 {
-    for (size_t i = 0; i < l->n_names; i++) {
+    uint32_t h = key_hash(k, n) & l->slot_mask;
+    int16_t i;
+    while ((i = l->slots[h]) >= 0) {
         const dname_t *dn = &l->names[i];
-        if (dn->len == n && dn->name[0] == k[0] && memcmp(dn->name, k, n) == 0)
-            return dn;
+        if (dn->len == n) {
+            size_t j = 0;
+            while (j < n && dn->name[j] == k[j])
+                j++;
+            if (j == n)
+                return dn;
+        }
+        h = (h + 1) & l->slot_mask;
     }
     return NULL;
 }

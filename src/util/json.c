@@ -277,6 +277,24 @@ const char *ks_json_lex_string(const char *start, const char *end_, const char *
 
     *escaped = 0;
     for (;;) {
+        /* 8 bytes at a time while none is '"', '\\', a control or non-ASCII
+         * byte; the lowest flagged byte is always a true hit (borrows only
+         * propagate upwards), so the first special byte is found exactly. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+            uint64_t m = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x;
+            m &= highs;
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                break;
+            }
+            p += 8;
+        }
+#endif
         while (p < end && !str_special[*p])
             p++;
         if (p >= end) {

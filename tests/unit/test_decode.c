@@ -516,6 +516,54 @@ static void test_reuse_after_error(void)
     fx_close(&fx);
 }
 
+static void test_many_fields(void)
+{
+    /* 300 fields at one level and 50 under one parent: the per-level hash
+     * tables must find every one and nothing else */
+    size_t cap = 64 * 1024, n = 0;
+    char *yaml = malloc(cap), *ev = malloc(cap);
+    n += (size_t)snprintf(yaml + n, cap - n, "fields:\n");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(yaml + n, cap - n, "  f%d: number\n", i);
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(yaml + n, cap - n, "  p.g%d: {type: string, default: d}\n", i);
+    ks_schema_t *s = schema_from(yaml);
+    CHECK_MSG(s != NULL, "%s", eb);
+    ks_decoder_t *d = NULL;
+    CHECK_EQ_INT(ks_decoder_new(s, &d, eb, sizeof(eb)), KS_OK);
+    ks_value_t *out = calloc(350, sizeof(*out));
+    ks_arena_t arena;
+    ks_arena_init(&arena, 0);
+    ks_decode_error_t err;
+    n = 0;
+    n += (size_t)snprintf(ev + n, cap - n, "{\"p\":{");
+    for (int i = 49; i >= 0; i -= 2)
+        n += (size_t)snprintf(ev + n, cap - n, "\"g%d\":\"v%d\",\"h%d\":1,", i, i, i);
+    n--;
+    n += (size_t)snprintf(ev + n, cap - n, "}");
+    for (int i = 299; i >= 0; i--)
+        n += (size_t)snprintf(ev + n, cap - n, ",\"f%d\":%d,\"x%d\":\"f%d\"", i, i, i, i);
+    n += (size_t)snprintf(ev + n, cap - n, "}");
+    CHECK_EQ_INT(ks_decoder_decode(d, ev, n, out, &arena, &err), KS_OK);
+    int good = 0;
+    for (int i = 0; i < 300; i++)
+        good += out[i].type == KS_VAL_NUM && out[i].num == i;
+    CHECK_EQ_INT(good, 300);
+    good = 0;
+    for (int i = 0; i < 50; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), (i & 1) ? "v%d" : "d", i);
+        good += str_eq(&out[300 + i], want);
+    }
+    CHECK_EQ_INT(good, 50);
+    free(out);
+    free(yaml);
+    free(ev);
+    ks_arena_free(&arena);
+    ks_decoder_free(d);
+    ks_schema_free(s);
+}
+
 static void test_decoder_new_rejects_conflicts(void)
 {
     /* a schema built by hand (not through ks_schema_parse) is checked too */
@@ -770,6 +818,7 @@ int main(void)
     RUN(test_depth);
     RUN(test_timestamp_and_any);
     RUN(test_reuse_after_error);
+    RUN(test_many_fields);
     RUN(test_decoder_new_rejects_conflicts);
     RUN(test_strtod_equivalence_corpus);
     RUN(test_speed_printout);
