@@ -11,6 +11,9 @@
  * once and checked against KS_EXPR_MAX_STACK so that evaluation can keep its
  * stack in a local array.
  *
+ * A power with a constant exponent of 2, -1 or 0.5 becomes x*x, 1/x or
+ * sqrt(x), as numpy's power ufunc does for a scalar exponent.
+ *
  * Evaluation is a loop over a switch: no allocation, no string handling, one
  * type dispatch per field load. The only failure is a string in a numeric
  * context (a field of type any/timestamp), reported with the field's name.
@@ -31,7 +34,7 @@
 typedef enum {
     OP_CONST, OP_LOAD,
     OP_NEG, OP_NOT, OP_LOG, OP_LOG1P, OP_LOG2, OP_LOG10, OP_EXP, OP_EXPM1, OP_SQRT, OP_ABS,
-    OP_FLOOR, OP_CEIL, OP_ROUND, OP_ISNAN,
+    OP_FLOOR, OP_CEIL, OP_ROUND, OP_ISNAN, OP_SQUARE, OP_RECIP,
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
     OP_AND, OP_OR, OP_MIN, OP_MAX, OP_FILLNA,
     OP_CLIP, OP_IF,
@@ -49,6 +52,7 @@ static const struct {
     [OP_EXP] = {1, "exp"},     [OP_EXPM1] = {1, "expm1"}, [OP_SQRT] = {1, "sqrt"},
     [OP_ABS] = {1, "abs"},     [OP_FLOOR] = {1, "floor"}, [OP_CEIL] = {1, "ceil"},
     [OP_ROUND] = {1, "round"}, [OP_ISNAN] = {1, "isnan"},
+    [OP_SQUARE] = {1, "square"}, [OP_RECIP] = {1, "recip"},
     [OP_ADD] = {2, "+"},       [OP_SUB] = {2, "-"},       [OP_MUL] = {2, "*"},
     [OP_DIV] = {2, "/"},       [OP_POW] = {2, "**"},      [OP_LT] = {2, "<"},
     [OP_LE] = {2, "<="},       [OP_GT] = {2, ">"},        [OP_GE] = {2, ">="},
@@ -165,6 +169,8 @@ static int run(const ks_expr_t *e, const insn_t *code, size_t n, const ks_value_
         case OP_CEIL:  sp[-1] = ceil(sp[-1]); break;
         case OP_ROUND: sp[-1] = nearbyint(sp[-1]); break;
         case OP_ISNAN: sp[-1] = isnan(sp[-1]) ? 1.0 : 0.0; break;
+        case OP_SQUARE: sp[-1] = sp[-1] * sp[-1]; break;
+        case OP_RECIP: sp[-1] = 1.0 / sp[-1]; break;
         /* binary: a op b, result replaces a */
 #define BINARY(expr_) do { b = *--sp; a = sp[-1]; sp[-1] = (expr_); } while (0)
         case OP_ADD: BINARY(a + b); break;
@@ -486,6 +492,17 @@ static void push_insn(parser_t *p, insn_t in)
 static void emit_op(parser_t *p, opcode_t op)
 {
     ks_expr_t *e = p->e;
+    if (op == OP_POW && e->code[e->n_code - 1].op == OP_CONST) {
+        /* numpy's power ufunc with a scalar exponent computes x**2 as x*x,
+         * x**-1 as 1/x and x**0.5 as sqrt(x) (which differ from pow() in the
+         * last bit, or for -0 and -inf): do the same */
+        double k = e->code[e->n_code - 1].k;
+        opcode_t fast = k == 2.0 ? OP_SQUARE : k == -1.0 ? OP_RECIP : k == 0.5 ? OP_SQRT : OP_POW;
+        if (fast != OP_POW) {
+            e->n_code--;
+            op = fast;
+        }
+    }
     int nargs = op_info[op].nargs;
     int foldable = e->n_code >= (size_t)nargs;
     for (int i = 1; foldable && i <= nargs; i++)

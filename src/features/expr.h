@@ -36,7 +36,9 @@
  * min/max are np.minimum/np.maximum (NaN if any argument is NaN), folded left;
  * clip(x, lo, hi) = minimum(maximum(x, lo), hi); and/or/not/if use numpy
  * truthiness (nonzero is true, and NaN is nonzero); if() evaluates both
- * branches like np.where; round is np.round (half to even).
+ * branches like np.where; round is np.round (half to even); x ** y and
+ * pow(x, y) are np.power, which computes a constant exponent of 2, -1 or 0.5
+ * as x*x, 1/x and sqrt(x) (so (-0) ** 0.5 is -0, not pow()'s +0).
  *
  * Field values: a number is itself, a bool is 1/0, missing or null is NaN.
  * A field declared `type: string` is refused at compile time. A field of type

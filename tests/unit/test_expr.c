@@ -168,6 +168,18 @@ static void test_arithmetic_ieee(void)
     CHECK(ev("pow(2, 0.5)") == sqrt(rt(2.0)));
     CHECK(ev("pow(0, -1)") == INFINITY);     /* numpy, not Python's ZeroDivisionError */
     CHECK(isnan(ev("pow(-8, 1/3)")));
+    /* numpy's power fast paths for a scalar exponent */
+    CHECK_EQ_STR(disasm("a ** 2"), "a square");
+    CHECK_EQ_STR(disasm("pow(a, -1)"), "a recip");
+    CHECK_EQ_STR(disasm("a ** 0.5"), "a sqrt");
+    CHECK_EQ_STR(disasm("a ** (1 / 2)"), "a sqrt");
+    CHECK_EQ_STR(disasm("a ** 3"), "a 3 **");
+    CHECK_EQ_STR(disasm("2 ** a"), "2 a **");
+    CHECK(same_bits(ev("(-0) ** 0.5"), -0.0));       /* pow(-0, 0.5) would be +0 */
+    CHECK(isnan(ev("(-1/0) ** 0.5")));               /* pow(-inf, 0.5) would be inf */
+    CHECK(ev("(-1/0) ** 3") == -INFINITY);
+    CHECK(ev("0 ** -1") == INFINITY);
+    CHECK(ev("3 ** 2") == 9);
 }
 
 static void test_functions(void)
