@@ -280,8 +280,9 @@ int ks_config_load(const char *path, const char *const *sets, size_t n_sets, ks_
 
     if ((rc = ks_node_parse_file(cfg->path, &cfg->root, errbuf, errsize)))
         goto out;
+    static const char *const flat[] = {"kafka", "kafka.consumer", "kafka.producer", NULL};
     for (size_t i = 0; i < n_sets; i++)
-        if ((rc = ks_node_set(cfg->root, sets[i], errbuf, errsize)))
+        if ((rc = ks_node_set(cfg->root, sets[i], flat, errbuf, errsize)))
             goto out;
 
     for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {

@@ -366,7 +366,7 @@ static ks_node_t *match_prefix(ks_node_t *map, const char *path, size_t *matched
     return best;
 }
 
-static void node_make_scalar_value(ks_node_t *n, const char *value)
+static void node_make_scalar_value(ks_node_t *n, const char *value, int may_be_list)
 {
     for (size_t i = 0; i < n->n_items; i++)
         ks_node_free(n->items[i]);
@@ -378,7 +378,7 @@ static void node_make_scalar_value(ks_node_t *n, const char *value)
     n->quoted = 0;
     size_t vl = strlen(value);
     int flow = vl >= 2 && value[0] == '[' && value[vl - 1] == ']';
-    if (flow || strchr(value, ',')) {
+    if (may_be_list && (flow || strchr(value, ','))) {
         n->kind = KS_NODE_SEQ;
         char *copy = flow ? ks_xstrndup(value + 1, vl - 2) : ks_xstrdup(value);
         char *save = NULL;
@@ -399,7 +399,8 @@ static void node_make_scalar_value(ks_node_t *n, const char *value)
     }
 }
 
-int ks_node_set(ks_node_t *root, const char *assignment, char *errbuf, size_t errsize)
+int ks_node_set(ks_node_t *root, const char *assignment, const char *const *flat, char *errbuf,
+                size_t errsize)
 {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)
@@ -410,8 +411,15 @@ int ks_node_set(ks_node_t *root, const char *assignment, char *errbuf, size_t er
     const char *value = eq + 1;
     ks_node_t *cur = root;
     const char *p = path;
+    const char *flat_rest = NULL; /* where the single flat key starts */
     int rc = KS_OK;
 
+    for (size_t i = 0; flat && flat[i]; i++) {
+        size_t fl = strlen(flat[i]);
+        if (strncmp(path, flat[i], fl) == 0 && path[fl] == '.' && path[fl + 1] &&
+            (!flat_rest || path + fl + 1 > flat_rest))
+            flat_rest = path + fl + 1;
+    }
     while (*p) {
         if (cur->kind != KS_NODE_MAP) {
             rc = ks_err(errbuf, errsize, KS_EINVAL,
@@ -420,9 +428,15 @@ int ks_node_set(ks_node_t *root, const char *assignment, char *errbuf, size_t er
             goto out;
         }
         size_t matched = 0;
-        ks_node_t *child = match_prefix(cur, p, &matched);
+        ks_node_t *child = NULL;
+        if (p == flat_rest) {
+            matched = strlen(p);
+            child = ks_node_get(cur, p);
+        } else {
+            child = match_prefix(cur, p, &matched);
+        }
         if (!child) {
-            const char *dot = strchr(p, '.');
+            const char *dot = p == flat_rest ? NULL : strchr(p, '.');
             matched = dot ? (size_t)(dot - p) : strlen(p);
             if (matched == 0) {
                 rc = ks_err(errbuf, errsize, KS_EINVAL, "--set %s: empty key in path", assignment);
@@ -439,7 +453,8 @@ int ks_node_set(ks_node_t *root, const char *assignment, char *errbuf, size_t er
         if (*p == '.')
             p++;
     }
-    node_make_scalar_value(cur, value);
+    /* librdkafka values stay whole: bootstrap.servers=a:1,b:2 is one string */
+    node_make_scalar_value(cur, value, flat_rest == NULL);
     cur->file = "--set";
     cur->line = 1;
 out:

@@ -44,8 +44,12 @@ void ks_node_free(ks_node_t *root);
  * needed. A value containing a comma becomes a sequence of scalars; so does
  * a value starting with '[' and ending with ']' (a YAML flow list). When a map
  * has a key containing dots that matches the rest of the path, it wins
- * (`input.fields.payment.amount.default=0`). */
-int ks_node_set(ks_node_t *root, const char *assignment, char *errbuf, size_t errsize);
+ * (`input.fields.payment.amount.default=0`). Below a section listed in
+ * `flat` (NULL-terminated dotted paths, e.g. "kafka"), the rest of the path
+ * is one key (`kafka.session.timeout.ms=6000`) and the value is never split
+ * into a list; the longest listed section that matches applies. */
+int ks_node_set(ks_node_t *root, const char *assignment, const char *const *flat, char *errbuf,
+                size_t errsize);
 
 /* Direct child of a map by key (NULL if absent or not a map); marks nothing. */
 ks_node_t *ks_node_get(const ks_node_t *map, const char *key);

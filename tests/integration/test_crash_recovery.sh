@@ -6,17 +6,24 @@ source "$(dirname "$0")/lib.sh"
 require_broker
 N=${KSCORE_TEST_EVENTS:-200000}
 IN=$(topic tx 4); OUT=$(topic scores 4); DLQ=$(topic dlq 1); GROUP=g-crash-$RUN_ID
-SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set commit.interval_ms=500"
+# session.timeout.ms at the broker's minimum so a killed member leaves the
+# group quickly instead of after librdkafka's default 45 s.
+SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set commit.interval_ms=500
+      --set kafka.consumer.session.timeout.ms=6000"
 
-gen --topic "$IN" --count "$N" --seed 3
+# an open-loop stream over ~40 s, so that each kill lands mid-stream
+"$KSCORE" gen --brokers "$BROKERS" --topic "$IN" --count "$N" --rate $((N / 40)) --seed 3 \
+    2>>"$WORK/gen.log" &
+GEN=$!; PIDS+=("$GEN")
 for k in 1 2 3; do
     ks_start "run$k" run -c "$EXAMPLE" $SETS
     wait_count "$OUT" $((N * k / 4)) 300
     kill -KILL "$KS_PID"
     wait "$KS_PID" 2>/dev/null || true
-    log "killed run $k (kill -9) with $(count "$OUT") outputs so far"
+    log "killed run $k (kill -9) with $(end_offsets "$OUT") outputs so far"
 done
 ks_start final run -c "$EXAMPLE" $SETS
+wait "$GEN" || fail "generator failed"
 wait_ids "$OUT" "$N" 300
 ks_stop "$KS_PID" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "final run exited $rc"

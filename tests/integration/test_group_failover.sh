@@ -17,7 +17,7 @@ wait_count "$OUT" $((N / 4)) 120
 grep -q "assigned" "$WORK/kscore-b.log" || fail "instance b never got partitions"
 ks_stop "$B" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "instance b exited $rc"
-log "stopped instance b with $(count "$OUT") outputs so far"
+log "stopped instance b with $(end_offsets "$OUT") outputs so far"
 wait "$GEN" || fail "generator failed"
 wait_ids "$OUT" "$N" 300
 ks_stop "$A" TERM; rc=$KS_RC

@@ -54,17 +54,23 @@ static void test_set(void)
 {
     ks_node_t *r = parse("input:\n  fields:\n    payment.amount: {type: number}\n");
     char err[512];
-    CHECK_EQ_INT(ks_node_set(r, "batch.max_size=7", err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_node_set(r, "batch.max_size=7", NULL, err, sizeof(err)), 0);
     CHECK_EQ_STR(ks_node_get(ks_node_get(r, "batch"), "max_size")->scalar, "7");
-    CHECK_EQ_INT(ks_node_set(r, "input.topics=a,b, c", err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_node_set(r, "input.topics=a,b, c", NULL, err, sizeof(err)), 0);
     ks_node_t *t = ks_node_get(ks_node_get(r, "input"), "topics");
     CHECK(t && t->kind == KS_NODE_SEQ && t->n_items == 3);
     CHECK_EQ_STR(t->items[2]->scalar, "c");
-    CHECK_EQ_INT(ks_node_set(r, "input.fields.payment.amount.default=0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_node_set(r, "input.fields.payment.amount.default=0", NULL, err, sizeof(err)), 0);
     ks_node_t *f = ks_node_get(ks_node_get(ks_node_get(r, "input"), "fields"), "payment.amount");
     CHECK(f && ks_node_get(f, "default") && ks_node_get(f, "type"));
-    CHECK(ks_node_set(r, "novalue", err, sizeof(err)) != 0);
-    CHECK(ks_node_set(r, "batch.max_size.x=1", err, sizeof(err)) != 0);
+    CHECK(ks_node_set(r, "novalue", NULL, err, sizeof(err)) != 0);
+    CHECK(ks_node_set(r, "batch.max_size.x=1", NULL, err, sizeof(err)) != 0);
+    static const char *const flat[] = {"kafka", "kafka.consumer", NULL};
+    CHECK_EQ_INT(ks_node_set(r, "kafka.consumer.session.timeout.ms=6000", flat, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_node_set(r, "kafka.bootstrap.servers=h:1,h:2", flat, err, sizeof(err)), 0);
+    ks_node_t *k = ks_node_get(r, "kafka");
+    CHECK(ks_node_get(ks_node_get(k, "consumer"), "session.timeout.ms") != NULL);
+    CHECK_EQ_STR(ks_node_get(k, "bootstrap.servers")->scalar, "h:1,h:2");
     ks_node_free(r);
 }
 
