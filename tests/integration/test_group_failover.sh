@@ -9,12 +9,16 @@ SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set workers=1"
 
 ks_start a run -c "$EXAMPLE" $SETS; A=$KS_PID
 ks_start b run -c "$EXAMPLE" $SETS; B=$KS_PID
+for _ in $(seq 300); do   # both members hold partitions (bounded: 60 s)
+    grep -q assigned "$WORK/kscore-a.log" && grep -q assigned "$WORK/kscore-b.log" && break
+    sleep 0.2
+done
+grep -q "assigned" "$WORK/kscore-b.log" || fail "instance b never got partitions"
 # an open-loop stream of N events over ~10 s, so the stop lands mid-run
 "$KSCORE" gen --brokers "$BROKERS" --topic "$IN" --count "$N" --rate $((N / 10)) --seed 9 \
     2>>"$WORK/gen.log" &
 GEN=$!; PIDS+=("$GEN")
 wait_count "$OUT" $((N / 4)) 120
-grep -q "assigned" "$WORK/kscore-b.log" || fail "instance b never got partitions"
 ks_stop "$B" TERM; rc=$KS_RC
 [ "$rc" = 0 ] || fail "instance b exited $rc"
 log "stopped instance b with $(end_offsets "$OUT") outputs so far"
