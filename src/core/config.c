@@ -36,6 +36,9 @@ typedef struct config_key {
 static const config_key_t config_keys[] = {
     {"workers", CT_INT, OFF(workers), NOHAS, 0, "1", 1, 64, NULL,
      "Worker threads; each is one consumer group member with its own producer."},
+    {"mode", CT_ENUM, OFF(mode), NOHAS, 0, "score", 0, 0, "score|passthrough",
+     "score: the pipeline. passthrough: copy each input record to output.topic, same "
+     "partition, nothing else (measures the Kafka limit for the benchmark)."},
     {"log.level", CT_ENUM, OFF(log_level), NOHAS, 0, "info", 0, 0, "debug|info|warn|error",
      "Minimum level of log lines written to stderr."},
     {"input.topics", CT_STRLIST, OFF(input_topics), NOHAS, 1, NULL, 0, 0, NULL,
@@ -376,6 +379,7 @@ void ks_config_free(ks_config_t *cfg)
     free(cfg->output_topic);
     free(cfg->output_id_field);
     free(cfg->dlq_topic);
+    free(cfg->mode);
     free(cfg->model_path);
     if (cfg->schema)
         ks_schema_free(cfg->schema);

@@ -51,6 +51,7 @@ struct ks_config {
     int output_has_threshold;
 
     char *dlq_topic;
+    char *mode;             /* "score" or "passthrough" (the benchmark's Kafka limit) */
 
     long long batch_max_size;
     long long batch_max_wait_ms;

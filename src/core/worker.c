@@ -55,6 +55,7 @@ typedef struct ks_worker {
     uint64_t *tokens;
     size_t n_msgs, cap;
     int scored;                 /* the batch is scored and partly produced */
+    int passthrough;            /* mode: passthrough */
     size_t produce_pos;         /* next event of the batch to produce */
     rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
     size_t n_stash, stash_cap;
@@ -219,6 +220,32 @@ static void batch_release(ks_worker_t *w)
     w->produce_pos = 0;
 }
 
+/* mode: passthrough - the same loop, consumer and producer, minus scoring:
+ * each record is copied to output.topic in the same partition. */
+static int passthrough_batch(ks_worker_t *w)
+{
+    w->scored = 1;
+    for (; w->produce_pos < w->n_msgs; w->produce_pos++) {
+        rd_kafka_message_t *m = w->msgs[w->produce_pos];
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_RKT(w->out_rkt), RD_KAFKA_V_PARTITION(m->partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)w->tokens[w->produce_pos]), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return QUEUE_FULL;
+        if (err) {
+            ks_error("%s: cannot produce: %s", w->name, rd_kafka_err2str(err));
+            atomic_store(&w->p->fatal, 1);
+            w->p->stop = 1;
+            return KS_EKAFKA;
+        }
+    }
+    batch_release(w);
+    rd_kafka_poll(w->producer, 0);
+    return KS_OK;
+}
+
 /* Scores the gathered batch (once) and produces its records from where the
  * last call stopped. Returns KS_OK when the batch is done, QUEUE_FULL when the
  * producer queue is full (call again later: nothing is lost or repeated), or
@@ -231,6 +258,8 @@ static int process_batch(ks_worker_t *w)
     int rc = KS_OK;
     if (n == 0)
         return KS_OK;
+    if (w->passthrough)
+        return passthrough_batch(w);
     if (!w->scored) {
         ks_scorer_run(s, w->events, n);
         w->scored = 1;
@@ -487,6 +516,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     snprintf(w->name, sizeof(w->name), "worker-%d", id);
     snprintf(client_id, sizeof(client_id), "kscore-%d", id);
     w->cap = (size_t)cfg->batch_max_size;
+    w->passthrough = strcmp(cfg->mode, "passthrough") == 0;
     w->msgs = ks_xcalloc(w->cap, sizeof(*w->msgs));
     w->events = ks_xcalloc(w->cap, sizeof(*w->events));
     w->tokens = ks_xcalloc(w->cap, sizeof(*w->tokens));
