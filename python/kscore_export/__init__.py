@@ -156,7 +156,9 @@ def _mlp(model, doc):
     else:
         if model.n_outputs_ != 1:
             _refuse("MLPRegressor with several targets", "multi-output regression is not supported")
-        link = "identity"
+        if out not in ("identity", "exp"):
+            _refuse(f"MLPRegressor with output activation {out!r}")
+        link = out
         doc["task"] = "regression"
     layers = []
     for W, b in zip(model.coefs_, model.intercepts_):
@@ -345,8 +347,8 @@ def _hist_gradient_boosting(model, doc):
             feat = _np.where(is_leaf, -2, col_map[_np.where(is_leaf, 0, feat_t)])
             tree = {
                 "group": g,
-                "left": _ints(_np.where(is_leaf, -1, nodes["left"])),
-                "right": _ints(_np.where(is_leaf, -1, nodes["right"])),
+                "left": _ints(_np.where(is_leaf, -1, nodes["left"].astype(_np.int64))),
+                "right": _ints(_np.where(is_leaf, -1, nodes["right"].astype(_np.int64))),
                 "feature": _ints(feat),
                 "threshold": _floats(_np.where(is_leaf, 0.0, nodes["num_threshold"])),
                 "missing_left": _ints(_np.where(is_leaf, 0, nodes["missing_go_to_left"])),

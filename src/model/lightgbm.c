@@ -16,6 +16,9 @@
  *   otherwise left iff x <= threshold, both doubles.
  *   Categorical (bit 0): NaN and negative values go right; (int)x goes left
  *   iff its bit is set in cat_threshold[cat_boundaries[t] .. cat_boundaries[t+1]).
+ * Before any of this, LightGBM's predict turns each dense row into (index,
+ * value) pairs keeping only |x| > 1e-35f or NaN (c_api.cpp), so a tiny value
+ * reads as 0.0: the ensemble's zero_band flag does the same.
  * Raw scores are summed in double in tree order (leaf values already carry the
  * shrinkage); the objective line picks the link.
  */
@@ -404,6 +407,7 @@ static int lgb_load(ks_model_t *m, const char *buf, size_t len, char *errbuf, si
         goto out;
     size_t nf = (size_t)max_feat + 1;
     l->ens = ks_ensemble_new(KS_CMP_F64, nf, (size_t)per_iter, 1);
+    l->ens->zero_band = 1;
     rc = objective_link(find_kv(&L, 0, hdr_end, "objective"), m, l->ens, (size_t)num_class, errbuf, errsize);
     if (rc)
         goto out;

@@ -116,6 +116,8 @@ typedef struct ks_tree_node_spec {
 typedef struct ks_ensemble {
     ks_cmp_t cmp;
     int acc_f32;            /* accumulate raw scores in float32, tree order (XGBoost) */
+    int zero_band;          /* inputs with |x| <= 1e-35f read as 0.0 (LightGBM's C API drops
+                               them from the row before predicting) */
     size_t n_features;
     size_t n_raw;           /* raw score columns ("groups") */
     size_t leaf_width;      /* 1: each tree adds to one column; n_raw: vector leaves */

@@ -16,6 +16,9 @@
  * each tree is walked for every row of the block while its nodes are in
  * cache, and its leaf value added to the row's raw score. Up to four rows are
  * walked in lockstep, which hides the latency of each dependent node load.
+ * LightGBM ensembles (zero_band) get a copy too, with |x| <= 1e-35f read as
+ * 0.0, as LightGBM's own predict does when it turns a dense row into its
+ * sparse (index, value) form.
  * No allocation happens on the predict path unless a row has more than
  * KS_SCRATCH_DOUBLES features.
  */
@@ -374,10 +377,16 @@ static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, doub
     }
 }
 
+/* Inputs are copied (and rounded or zeroed) before the walk? */
+static int needs_copy(const ks_ensemble_t *e)
+{
+    return e->cmp == KS_CMP_F32 || e->zero_band;
+}
+
 /* Rows per block so that the rounded copy and accumulators fit the scratch. */
 static size_t block_rows(const ks_ensemble_t *e)
 {
-    size_t per_row = (e->cmp == KS_CMP_F32 ? e->n_features : 0) + e->n_raw;
+    size_t per_row = (needs_copy(e) ? e->n_features : 0) + e->n_raw;
     size_t rows = per_row ? KS_SCRATCH_DOUBLES / per_row : KS_TREE_BLOCK;
     if (rows > KS_TREE_BLOCK)
         rows = KS_TREE_BLOCK;
@@ -412,18 +421,24 @@ static void run(const ks_ensemble_t *e, const double *X, size_t n_rows, double *
         /* Very wide rows: one row at a time from the heap (the only
          * allocation on this path; see the file header). */
         rows = 1;
-        heap = ks_xmalloc(((e->cmp == KS_CMP_F32 ? nf : 0) + G) * sizeof(double));
+        heap = ks_xmalloc(((needs_copy(e) ? nf : 0) + G) * sizeof(double));
         fheap = ks_xmalloc(G * sizeof(float));
         scratch = heap;
         facc = fheap;
     }
-    double *raw = scratch + (e->cmp == KS_CMP_F32 ? rows * nf : 0);
+    double *raw = scratch + (needs_copy(e) ? rows * nf : 0);
     for (size_t r0 = 0; r0 < n_rows; r0 += rows) {
         size_t n = n_rows - r0 < rows ? n_rows - r0 : rows;
         const double *block = X + r0 * nf;
         if (e->cmp == KS_CMP_F32) {
             for (size_t i = 0; i < n * nf; i++)
                 scratch[i] = (double)(float)block[i];
+            block = scratch;
+        } else if (e->zero_band) {
+            for (size_t i = 0; i < n * nf; i++) {
+                double x = block[i];
+                scratch[i] = (x >= -ks_zero_threshold && x <= ks_zero_threshold) ? 0.0 : x;
+            }
             block = scratch;
         }
         raw_block(e, block, n, raw, facc);
