@@ -22,6 +22,7 @@
 
 typedef struct entry {
     int64_t offset;
+    int64_t stamp;
     int done;
 } entry_t;
 
@@ -136,7 +137,8 @@ void ks_offsets_revoke_all(ks_offsets_t *o)
             ks_offsets_revoke(o, o->slots[i].topic, o->slots[i].partition);
 }
 
-uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset)
+uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
+                          int64_t stamp)
 {
     track_t *t = assign(o, topic, partition);
     if (t->count == t->cap) {
@@ -150,7 +152,7 @@ uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition,
         t->head = 0;
     }
     uint64_t seq = (t->head_seq + t->count) & SEQ_MASK;
-    t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, 0};
+    t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, stamp, 0};
     t->count++;
     t->next_offset = offset + 1;
     o->in_flight++;
@@ -158,29 +160,32 @@ uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition,
     return ((slot + 1) << (GEN_BITS + SEQ_BITS)) | ((uint64_t)t->gen << SEQ_BITS) | seq;
 }
 
-void ks_offsets_ack(ks_offsets_t *o, uint64_t token)
+int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
 {
     uint64_t slot = (token >> (GEN_BITS + SEQ_BITS));
     uint32_t gen = (uint32_t)((token >> SEQ_BITS) & ((1u << GEN_BITS) - 1));
     uint64_t seq = token & SEQ_MASK;
     if (slot == 0 || slot > o->n_slots)
-        return;
+        return 0;
     track_t *t = &o->slots[slot - 1];
     if (!t->active || t->gen != gen)
-        return; /* partition revoked since: its final commit already happened */
+        return 0; /* partition revoked since: its final commit already happened */
     uint64_t k = (seq - t->head_seq) & SEQ_MASK;
     if (k >= t->count)
-        return;
+        return 0;
     entry_t *e = &t->ring[(t->head + k) % t->cap];
     if (e->done)
-        return;
+        return 0;
     e->done = 1;
+    if (stamp)
+        *stamp = e->stamp;
     o->in_flight--;
     while (t->count && t->ring[t->head].done) { /* advance past the done prefix */
         t->head = (t->head + 1) % t->cap;
         t->head_seq = (t->head_seq + 1) & SEQ_MASK;
         t->count--;
     }
+    return 1;
 }
 
 static int64_t watermark(const track_t *t)

@@ -36,10 +36,14 @@ void ks_offsets_revoke(ks_offsets_t *o, const char *topic, int32_t partition);
 void ks_offsets_revoke_all(ks_offsets_t *o);
 
 /* Records a consumed event; returns its token (never 0). A partition that is
- * not assigned is assigned implicitly. */
-uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset);
-/* Marks an event's output acknowledged. Unknown/stale tokens are ignored. */
-void ks_offsets_ack(ks_offsets_t *o, uint64_t token);
+ * not assigned is assigned implicitly. `stamp` is kept with the event and
+ * handed back by ks_offsets_ack (the engine keeps the input timestamp there
+ * for the end-to-end latency metric). */
+uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
+                          int64_t stamp);
+/* Marks an event's output acknowledged. Returns 1 and sets *stamp when the
+ * token was in flight; 0 for unknown, stale or repeated tokens. */
+int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp);
 
 /* Returns a list of (topic, partition, watermark) for partitions whose
  * watermark moved since the last ks_offsets_committed() (all of them when

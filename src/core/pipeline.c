@@ -76,6 +76,7 @@ int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, s
     for (size_t i = 0; i < p->n_carry; i++)
         p->carry[i] = ks_schema_find(cfg->schema, cfg->output_carry_fields.items[i]);
     p->binary = p->model->task == KS_TASK_CLASSIFICATION && p->model->n_classes == 2;
+    ks_engine_metrics_init(&p->metrics, p->model);
     if (cfg->output_has_threshold && !p->binary) {
         rc = ks_err(errbuf, errsize, KS_EINVAL,
                     "%s: output.threshold applies to binary classifiers only, and the model %s "

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "core/config.h"
+#include "core/engine_metrics.h"
 #include "core/value.h"
 #include "decode/decoder.h"
 #include "model/model.h"
@@ -33,6 +34,7 @@ struct ks_pipeline {
     int *carry;                /* schema indexes of output.carry_fields */
     size_t n_carry;
     int binary;                /* classification with 2 classes: emit "score" */
+    ks_engine_metrics_t metrics;
     volatile sig_atomic_t stop;
     atomic_int fatal;          /* a worker hit an unrecoverable error */
     struct ks_worker **workers;

@@ -68,24 +68,30 @@ static void set_error(ks_scorer_t *s, size_t i, ks_errclass_t cls, const char *m
 void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
 {
     const struct ks_pipeline *p = s->p;
+    const ks_engine_metrics_t *em = &p->metrics;
     const ks_model_t *m = p->model;
     size_t nf = p->cfg->schema->n_fields;
     size_t rows = 0;
+    int64_t t0 = ks_now_mono_ns();
 
     grow(s, n);
     ks_arena_reset(&s->arena);
     for (size_t i = 0; i < n; i++) {
-        ks_value_t *fields = s->fields + i * nf;
         ks_decode_error_t derr;
         s->err[i] = KS_ERRCLASS_NONE;
         s->errmsg[i] = NULL;
-        if (ks_decoder_decode(s->decoder, ev[i].value, ev[i].len, fields, &s->arena, &derr)) {
+        if (ks_decoder_decode(s->decoder, ev[i].value, ev[i].len, s->fields + i * nf, &s->arena,
+                              &derr))
             set_error(s, i, derr.cls, derr.msg);
+    }
+    int64_t t1 = ks_now_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        if (s->err[i] != KS_ERRCLASS_NONE)
             continue;
-        }
         double *x = s->X + rows * m->n_features;
         double *cols = p->identity_cols ? x : s->cols;
-        if (ks_features_compute(p->cfg->features, fields, cols, s->errtmp, sizeof(s->errtmp))) {
+        if (ks_features_compute(p->cfg->features, s->fields + i * nf, cols, s->errtmp,
+                                sizeof(s->errtmp))) {
             set_error(s, i, KS_ERRCLASS_FEATURE, s->errtmp);
             continue;
         }
@@ -94,10 +100,10 @@ void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
                 x[j] = cols[p->model_col[j]];
         s->good_row[i] = rows++;
     }
-    if (rows == 0)
-        return;
-    int rc = ks_model_predict(m, s->X, rows, s->out);
-    for (size_t i = 0; i < n; i++) {
+    int64_t t2 = ks_now_mono_ns();
+    int rc = rows ? ks_model_predict(m, s->X, rows, s->out) : KS_OK;
+    int64_t t3 = ks_now_mono_ns();
+    for (size_t i = 0; i < n && rows; i++) {
         if (s->err[i] != KS_ERRCLASS_NONE)
             continue;
         if (rc) {
@@ -105,12 +111,27 @@ void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
             continue;
         }
         const double *o = s->out + s->good_row[i] * m->n_outputs;
-        for (size_t k = 0; k < m->n_outputs; k++)
-            if (!isfinite(o[k])) {
-                set_error(s, i, KS_ERRCLASS_INFERENCE, "the model returned a non-finite output");
-                break;
-            }
+        size_t k, best = 0;
+        for (k = 0; k < m->n_outputs && isfinite(o[k]); k++)
+            if (o[k] > o[best])
+                best = k;
+        if (k < m->n_outputs) {
+            set_error(s, i, KS_ERRCLASS_INFERENCE, "the model returned a non-finite output");
+            continue;
+        }
+        if (m->task == KS_TASK_CLASSIFICATION) {
+            ks_histogram_observe(em->score, p->binary ? o[1] : o[best]);
+            ks_histogram_observe(em->confidence, o[best]);
+        } else {
+            ks_histogram_observe(em->score, o[0]);
+        }
     }
+    ks_counter_add(em->batches, 1);
+    ks_histogram_observe(em->batch_size, (double)n);
+    ks_histogram_observe(em->stage[KS_STAGE_DECODE], (double)(t1 - t0) / 1e9);
+    ks_histogram_observe(em->stage[KS_STAGE_FEATURES], (double)(t2 - t1) / 1e9);
+    if (rows)
+        ks_histogram_observe(em->stage[KS_STAGE_INFERENCE], (double)(t3 - t2) / 1e9);
 }
 
 /* Writes a class label: as a JSON number when it is one, else as a string. */

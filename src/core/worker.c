@@ -56,6 +56,7 @@ typedef struct ks_worker {
     size_t n_msgs, cap;
     int scored;                 /* the batch is scored and partly produced */
     int passthrough;            /* mode: passthrough */
+    ks_gauge_t *queue_depth;
     size_t produce_pos;         /* next event of the batch to produce */
     rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
     size_t n_stash, stash_cap;
@@ -73,8 +74,18 @@ typedef struct ks_worker {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ks_worker_t *w = opaque;
+    const ks_engine_metrics_t *em = &w->p->metrics;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private);
+        int64_t input_ts;
+        if (ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private, &input_ts)) {
+            if (m->rkt == w->out_rkt)
+                ks_counter_add(em->predicted, 1);
+            if (input_ts > 0)
+                ks_histogram_observe(em->end_to_end,
+                                     (double)(ks_now_wall_ms() - input_ts) / 1e3);
+            ks_histogram_observe(em->stage[KS_STAGE_PRODUCE_ACK],
+                                 (double)rd_kafka_message_latency(m) / 1e6);
+        }
         return;
     }
     /* The idempotent producer retries transient errors itself until
@@ -95,9 +106,11 @@ static void commit(ks_worker_t *w, int sync, int all)
     if (!list)
         return;
     rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, list, sync ? 0 : 1);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    ks_counter_add(w->p->metrics.commits, 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        ks_counter_add(w->p->metrics.commit_failures, 1);
         ks_warn("%s: commit failed: %s", w->name, rd_kafka_err2str(err));
-    else
+    } else
         ks_offsets_committed(w->offsets, list);
     rd_kafka_topic_partition_list_destroy(list);
     w->last_commit_ns = ks_now_mono_ns();
@@ -107,9 +120,11 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     ks_worker_t *w = opaque;
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        ks_counter_add(w->p->metrics.commit_failures, 1);
         ks_warn("%s: offset commit failed: %s (the next commit retries)", w->name,
                 rd_kafka_err2str(err));
+    }
 }
 
 /* ---- producing -------------------------------------------------------- */
@@ -124,6 +139,8 @@ static void set_paused(ks_worker_t *w, int pause)
         ks_warn("%s: %s partitions: %s", w->name, pause ? "pausing" : "resuming",
                 rd_kafka_err2str(err));
     w->paused = pause;
+    if (pause)
+        ks_counter_add(w->p->metrics.backpressure_pauses, 1);
     ks_info("%s: %s consumption (producer queue %d messages)", w->name,
             pause ? "backpressure: paused" : "resumed", rd_kafka_outq_len(w->producer));
 }
@@ -196,6 +213,7 @@ static int produce_dead_letter(ks_worker_t *w, const rd_kafka_message_t *m, ks_e
     rd_kafka_headers_t *h = copy_headers(m, 8);
     if (!h)
         h = rd_kafka_headers_new(8);
+    ks_counter_add(w->p->metrics.dead_lettered[cls], 1);
     add_header(h, HDR_PREFIX "class", ks_errclass_name(cls));
     add_header(h, HDR_PREFIX "message", msg);
     add_header(h, HDR_PREFIX "stage", cls == KS_ERRCLASS_FEATURE     ? "features"
@@ -265,7 +283,7 @@ static int process_batch(ks_worker_t *w)
         w->scored = 1;
         w->produce_pos = 0;
     }
-    int64_t now = ks_now_wall_ms();
+    int64_t now = ks_now_wall_ms(), encode_ns = 0;
     for (; w->produce_pos < n; w->produce_pos++) {
         size_t i = w->produce_pos;
         rd_kafka_message_t *m = w->msgs[i];
@@ -276,7 +294,9 @@ static int process_batch(ks_worker_t *w)
         } else {
             const char *key;
             size_t key_len;
+            int64_t e0 = ks_now_mono_ns();
             const ks_buf_t *rec = ks_scorer_encode(s, w->events, i, now, &key, &key_len);
+            encode_ns += ks_now_mono_ns() - e0;
             if (!key) {
                 key = m->key;
                 key_len = m->key_len;
@@ -284,9 +304,12 @@ static int process_batch(ks_worker_t *w)
             rc = produce(w, w->out_rkt, key, key_len, rec->data, rec->len, copy_headers(m, 0),
                          w->tokens[i]);
         }
-        if (rc)
+        if (rc) {
+            ks_histogram_observe(w->p->metrics.stage[KS_STAGE_ENCODE], (double)encode_ns / 1e9);
             return rc;
+        }
     }
+    ks_histogram_observe(w->p->metrics.stage[KS_STAGE_ENCODE], (double)encode_ns / 1e9);
     batch_release(w);
     rd_kafka_poll(w->producer, 0);
     return KS_OK;
@@ -300,7 +323,8 @@ static void add_to_batch(ks_worker_t *w, rd_kafka_message_t *m)
     w->msgs[i] = m;
     w->events[i] = (ks_event_t){m->payload ? m->payload : "", m->len, ts, ks_now_mono_ns()};
     w->tokens[i] = ks_offsets_track(w->offsets, rd_kafka_topic_name(m->rkt), m->partition,
-                                    m->offset);
+                                    m->offset, ts);
+    ks_counter_add(w->p->metrics.consumed, 1);
 }
 
 /* Moves stashed records into the batch being gathered. */
@@ -351,6 +375,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = 0;
 
+    ks_counter_add(w->p->metrics.rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ks_info("%s: assigned %d partition(s)", w->name, parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
@@ -405,6 +430,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     /* Transient (broker down, transport): librdkafka reconnects by itself. */
+    ks_counter_add(w->p->metrics.kafka_errors, 1);
     ks_warn("%s: %s: %s", w->name, rd_kafka_err2name(err), reason);
 }
 
@@ -459,6 +485,7 @@ static void *worker_main(void *arg)
 
         /* serve deliveries, resume when the queue has drained */
         rd_kafka_poll(w->producer, 0);
+        ks_gauge_set(w->queue_depth, (double)rd_kafka_outq_len(w->producer));
         if (w->paused && !w->scored && rd_kafka_outq_len(w->producer) < w->queue_max / 2)
             set_paused(w, 0);
         if (ks_now_mono_ns() - w->last_commit_ns >= commit_ns)
@@ -517,6 +544,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     snprintf(client_id, sizeof(client_id), "kscore-%d", id);
     w->cap = (size_t)cfg->batch_max_size;
     w->passthrough = strcmp(cfg->mode, "passthrough") == 0;
+    w->queue_depth = ks_engine_metrics_queue_gauge(id);
     w->msgs = ks_xcalloc(w->cap, sizeof(*w->msgs));
     w->events = ks_xcalloc(w->cap, sizeof(*w->events));
     w->tokens = ks_xcalloc(w->cap, sizeof(*w->tokens));

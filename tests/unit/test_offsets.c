@@ -24,17 +24,18 @@ static void test_out_of_order(void)
     ks_offsets_t *o = ks_offsets_new();
     uint64_t t[5];
     for (int i = 0; i < 5; i++)
-        t[i] = ks_offsets_track(o, "a", 0, 10 + i * 2); /* gaps: 10,12,14,16,18 */
+        t[i] = ks_offsets_track(o, "a", 0, 10 + i * 2, 0); /* gaps: 10,12,14,16,18 */
     CHECK_EQ_INT(committable_of(o, "a", 0, 1), 10);
-    ks_offsets_ack(o, t[1]);
-    ks_offsets_ack(o, t[2]);
+    ks_offsets_ack(o, t[1], NULL);
+    ks_offsets_ack(o, t[2], NULL);
     CHECK_EQ_INT(committable_of(o, "a", 0, 1), 10); /* 10 still in flight */
-    ks_offsets_ack(o, t[0]);
+    ks_offsets_ack(o, t[0], NULL);
     CHECK_EQ_INT(committable_of(o, "a", 0, 1), 16);
-    ks_offsets_ack(o, t[4]);
-    ks_offsets_ack(o, t[4]); /* duplicate ack is harmless */
+    int64_t stamp = 0;
+    CHECK_EQ_INT(ks_offsets_ack(o, t[4], &stamp), 1);
+    CHECK_EQ_INT(ks_offsets_ack(o, t[4], &stamp), 0); /* duplicate ack is harmless */
     CHECK_EQ_INT(ks_offsets_in_flight(o), 1);
-    ks_offsets_ack(o, t[3]);
+    ks_offsets_ack(o, t[3], NULL);
     CHECK_EQ_INT(committable_of(o, "a", 0, 1), 19);
     CHECK_EQ_INT(ks_offsets_in_flight(o), 0);
     ks_offsets_free(o);
@@ -43,9 +44,9 @@ static void test_out_of_order(void)
 static void test_changed_only_and_revoke(void)
 {
     ks_offsets_t *o = ks_offsets_new();
-    uint64_t a = ks_offsets_track(o, "a", 0, 0);
-    uint64_t b = ks_offsets_track(o, "a", 1, 0);
-    ks_offsets_ack(o, a);
+    uint64_t a = ks_offsets_track(o, "a", 0, 0, 0);
+    uint64_t b = ks_offsets_track(o, "a", 1, 0, 0);
+    ks_offsets_ack(o, a, NULL);
     rd_kafka_topic_partition_list_t *l = ks_offsets_committable(o, 0);
     CHECK(l && l->cnt == 2);
     ks_offsets_committed(o, l);
@@ -53,11 +54,11 @@ static void test_changed_only_and_revoke(void)
     CHECK(ks_offsets_committable(o, 0) == NULL); /* nothing moved */
     ks_offsets_revoke(o, "a", 1);
     CHECK_EQ_INT(ks_offsets_in_flight(o), 0);
-    ks_offsets_ack(o, b);                       /* stale: ignored */
-    uint64_t c = ks_offsets_track(o, "a", 1, 5); /* reassigned, slot reused */
-    ks_offsets_ack(o, b);                       /* stale generation still ignored */
+    ks_offsets_ack(o, b, NULL);                       /* stale: ignored */
+    uint64_t c = ks_offsets_track(o, "a", 1, 5, 0); /* reassigned, slot reused */
+    ks_offsets_ack(o, b, NULL);                       /* stale generation still ignored */
     CHECK_EQ_INT(committable_of(o, "a", 1, 1), 5);
-    ks_offsets_ack(o, c);
+    ks_offsets_ack(o, c, NULL);
     CHECK_EQ_INT(committable_of(o, "a", 1, 1), 6);
     ks_offsets_free(o);
 }
@@ -77,11 +78,11 @@ static void test_random(void)
         for (int i = 0; i < n; i++) {
             off[i] = cur;
             cur += 1 + (rand() % 4 == 0);
-            tok[i] = ks_offsets_track(o, "t", 3, off[i]);
+            tok[i] = ks_offsets_track(o, "t", 3, off[i], 0);
         }
         for (int step = 0; step < n; step++) {
             int i = rand() % n;
-            ks_offsets_ack(o, tok[i]);
+            ks_offsets_ack(o, tok[i], NULL);
             acked[i] = 1;
             if (step % 97 == 0 || step == n - 1) {
                 int64_t expect = off[n - 1] + 1;
