@@ -13,8 +13,9 @@
  *     - {name: dow, day_of_week: ts}
  *     - {name: n, expr: count, default: 0}                # default when the result is missing
  *
- * The full grammar and semantics live in features.c's header and README's
- * config reference. Every feature column is a double; NaN means missing.
+ * The reference for users is docs/features.md; the expression grammar and its
+ * numpy semantics are in expr.h, the kinds in features.c. Every feature column
+ * is a double; NaN means missing.
  *
  * Thread-safety: a compiled ks_features_t is immutable after parse and may be
  * shared by all workers; compute() uses only the caller's memory.
