@@ -71,6 +71,8 @@ typedef struct ks_gen_opts {
     double zipf_s;              /* 0 = uniform keys, else zipf exponent */
     double malformed_fraction;  /* exactly round(count * f) malformed events */
     unsigned long long seed;
+    const char *const *props;   /* librdkafka producer "key=value" overrides (-X) */
+    size_t n_props;
 } ks_gen_opts_t;
 int ks_gen_run(const ks_gen_opts_t *opts);
 

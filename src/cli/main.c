@@ -112,9 +112,31 @@ out:
 static int cmd_gen(int argc, char **argv)
 {
     ks_gen_opts_t o = {.brokers = "127.0.0.1:9092", .keys = 10000, .seed = 1};
+    const char **props = calloc((size_t)argc + 1, sizeof(char *));
+    size_t n_props = 0;
+    int rc = KS_EXIT_USAGE;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("kscore gen - open-loop fraud-example event generator (a Kafka producer)\n\n"
+                   "  --topic T          topic to produce to (or --stdout: JSON lines)\n"
+                   "  --brokers B        bootstrap servers (default 127.0.0.1:9092)\n"
+                   "  --count N          number of events, and/or\n"
+                   "  --duration S       seconds to run (whichever ends first)\n"
+                   "  --rate R           events/s, constant gaps (0 = as fast as possible)\n"
+                   "  --poisson          exponential gaps with mean 1/R instead\n"
+                   "  --keys K           distinct user ids, the Kafka keys (default 10000)\n"
+                   "  --zipf S           zipf(S) key popularity (default 0 = uniform)\n"
+                   "  --malformed F      fraction of malformed events, exactly floor(N*F)\n"
+                   "  --seed N           same seed, same events (default 1)\n"
+                   "  --start N          first event number (ids e<N>, e<N+1>, ...)\n"
+                   "  -X key=value       librdkafka producer property, e.g. -X linger.ms=1\n\n"
+                   "Each event carries sent_at_us, its intended send time (epoch us). A JSON\n"
+                   "summary goes to stderr (sent, acked, rate, send lateness, CPU).\n");
+            rc = KS_EXIT_OK;
+            goto out;
+        }
         if (!strcmp(a, "--stdout")) {
             o.to_stdout = 1;
             continue;
@@ -123,10 +145,16 @@ static int cmd_gen(int argc, char **argv)
             o.poisson = 1;
             continue;
         }
+        if (!strncmp(a, "-X", 2) && a[2]) { /* -Xkey=value, as kcat accepts */
+            props[n_props++] = a + 2;
+            continue;
+        }
         if (!v)
             goto bad;
         i++;
-        if (!strcmp(a, "--brokers"))
+        if (!strcmp(a, "-X"))
+            props[n_props++] = v;
+        else if (!strcmp(a, "--brokers"))
             o.brokers = v;
         else if (!strcmp(a, "--topic"))
             o.topic = v;
@@ -148,18 +176,23 @@ static int cmd_gen(int argc, char **argv)
             o.seed = strtoull(v, &end, 10);
         else
             goto bad;
-        if (end && *end)
+        if (end && (*end || end == v))
             goto bad;
         continue;
     bad:
-        fprintf(stderr, "kscore gen: bad argument '%s' (see kscore --help)\n", a);
-        return KS_EXIT_USAGE;
+        fprintf(stderr, "kscore gen: bad argument '%s' (see kscore gen --help)\n", a);
+        goto out;
     }
     if (!o.count && o.duration_s <= 0) {
         fprintf(stderr, "kscore gen: give --count N or --duration SECONDS\n");
-        return KS_EXIT_USAGE;
+        goto out;
     }
-    return ks_gen_run(&o);
+    o.props = props;
+    o.n_props = n_props;
+    rc = ks_gen_run(&o);
+out:
+    free(props);
+    return rc;
 }
 
 int main(int argc, char **argv)

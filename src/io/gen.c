@@ -6,11 +6,20 @@
  * gaps (Poisson); it is sent when due whether or not the pipeline keeps up,
  * and it is stamped with its due time (`sent_at_us`), so latency measured
  * from the stamp includes any time spent queued behind a slow system (no
- * coordinated omission). Events are deterministic for a given seed: event i
+ * coordinated omission). The generator never reads the pipeline's output; the
+ * only thing that can hold it back is its own producer queue (a broker that
+ * does not take the data), which it counts and reports. Between due times it
+ * sleeps (absolute-time clock_nanosleep, 1 ns timer slack) and on waking sends
+ * everything that has fallen due, so at high rates it sends small bursts
+ * instead of burning a core in a spin loop on a machine it shares with the
+ * system under test; how late each send was relative to its stamp is measured
+ * and reported (late_p99_us), so the generator's own share of a measured
+ * latency is known. --rate 0 sends as fast as possible, stamped with the
+ * actual send time. Events are deterministic for a given seed: event i
  * has id "<prefix><i>" and the same field values in every run, so a test can
  * compare online outputs with `kscore predict` over `kscore gen --stdout`.
  *
- * Malformed events: with --malformed F, exactly round(count*F) events are
+ * Malformed events: with --malformed F, exactly floor(count*F) events are
  * malformed (event i is when floor((i+1)F) > floor(iF)), cycling through bad
  * JSON, a wrong type, a missing required field and invalid UTF-8.
  */
@@ -21,6 +30,8 @@
 #include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +130,40 @@ static uint64_t zipf_draw(const zipf_t *z, double u)
     return lo;
 }
 
+/* Send lateness (actual send - stamp, microseconds) in a log-linear histogram:
+ * exact below 128 us, then 64 sub-buckets per power of two (< 1.6% error). */
+#define LATE_SUB_BITS 6
+#define LATE_SUB (1 << LATE_SUB_BITS)
+#define LATE_BUCKETS (LATE_SUB * 40)
+
+static size_t late_index(uint64_t v)
+{
+    if (v < LATE_SUB)
+        return (size_t)v;
+    int e = 63 - __builtin_clzll(v) - LATE_SUB_BITS;
+    size_t i = (size_t)LATE_SUB * (size_t)e + (size_t)(v >> e);
+    return i < LATE_BUCKETS ? i : LATE_BUCKETS - 1;
+}
+
+static uint64_t late_value(size_t i)
+{
+    if (i < 2 * LATE_SUB)
+        return i;
+    size_t e = i / LATE_SUB - 1;
+    return (uint64_t)(i - LATE_SUB * e) << e;
+}
+
+static uint64_t late_quantile(const uint64_t *h, uint64_t n, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)n), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (size_t i = 0; i < LATE_BUCKETS; i++)
+        if ((seen += h[i]) >= want)
+            return late_value(i);
+    return 0;
+}
+
 static volatile sig_atomic_t gen_stop;
 static void on_sig(int s)
 {
@@ -146,6 +191,67 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void sleep_until_us(int64_t at)
+{
+    struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
+    while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) != 0 && !gen_stop)
+        ; /* EINTR: sleep the rest */
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Producer properties: ours first, then the user's -X key=value pairs. */
+static rd_kafka_t *new_producer(const ks_gen_opts_t *o, dr_state_t *st)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *props[][2] = {{"bootstrap.servers", o->brokers},
+                              {"enable.idempotence", "true"},
+                              {"linger.ms", "5"},
+                              {"partitioner", "murmur2_random"},
+                              {"queue.buffering.max.messages", "1000000"},
+                              {"queue.buffering.max.kbytes", "1048576"}};
+    for (size_t i = 0; i < KS_ARRAY_LEN(props); i++)
+        if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err))) {
+            fprintf(stderr, "kscore gen: %s\n", err);
+            goto fail;
+        }
+    for (size_t i = 0; i < o->n_props; i++) {
+        const char *eq = strchr(o->props[i], '=');
+        char name[256];
+        if (!eq || eq == o->props[i] || (size_t)(eq - o->props[i]) >= sizeof(name)) {
+            fprintf(stderr, "kscore gen: -X wants key=value, got '%s'\n", o->props[i]);
+            goto fail;
+        }
+        memcpy(name, o->props[i], (size_t)(eq - o->props[i]));
+        name[eq - o->props[i]] = '\0';
+        if (rd_kafka_conf_set(conf, name, eq + 1, err, sizeof(err))) {
+            fprintf(stderr, "kscore gen: -X %s: %s\n", o->props[i], err);
+            goto fail;
+        }
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_opaque(conf, st);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "kscore gen: %s\n", err);
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+#define QUEUE_FULL_GIVE_UP_US (60 * 1000000LL) /* a broker that takes nothing for 60 s */
+#define FLUSH_TIMEOUT_MS 60000
+
 int ks_gen_run(const ks_gen_opts_t *o)
 {
     rd_kafka_t *rk = NULL;
@@ -154,43 +260,34 @@ int ks_gen_run(const ks_gen_opts_t *o)
     ks_buf_t b = {0};
     zipf_t z = {0};
     int rc = KS_EXIT_OK;
-    char err[512];
-    uint64_t sent = 0, malformed = 0, late = 0;
+    uint64_t sent = 0, malformed = 0, late = 0, queue_full = 0;
     uint64_t seed_state = mix(o->seed ^ 0x5eed);
+    uint64_t *late_hist = NULL, late_max = 0;
+    int64_t first_stamp = 0, last_stamp = 0;
     FILE *out = o->to_stdout ? stdout : NULL;
 
     if (o->keys == 0 || (!o->to_stdout && (!o->topic || !o->brokers))) {
         fprintf(stderr, "kscore gen: needs --topic and --brokers (or --stdout), and --keys > 0\n");
         return KS_EXIT_USAGE;
     }
+    if (!(o->rate >= 0) || !(o->zipf_s >= 0) || !(o->malformed_fraction >= 0) ||
+        o->malformed_fraction > 1 || !(o->duration_s >= 0)) {
+        fprintf(stderr, "kscore gen: --rate, --duration and --zipf must be >= 0 and "
+                        "--malformed within [0, 1]\n");
+        return KS_EXIT_USAGE;
+    }
+    if (!out && !(rk = new_producer(o, &st)))
+        return KS_EXIT_USAGE;
+    if (rk)
+        rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     if (o->zipf_s > 0)
         zipf_init(&z, o->keys, o->zipf_s);
-    if (!out) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *props[][2] = {{"bootstrap.servers", o->brokers},
-                                  {"enable.idempotence", "true"},
-                                  {"linger.ms", "5"},
-                                  {"partitioner", "murmur2_random"},
-                                  {"queue.buffering.max.messages", "1000000"},
-                                  {"queue.buffering.max.kbytes", "1048576"}};
-        for (size_t i = 0; i < KS_ARRAY_LEN(props); i++)
-            if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err))) {
-                fprintf(stderr, "kscore gen: %s\n", err);
-                rd_kafka_conf_destroy(conf);
-                return KS_EXIT_USAGE;
-            }
-        rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
-        rd_kafka_conf_set_opaque(conf, &st);
-        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))) {
-            fprintf(stderr, "kscore gen: %s\n", err);
-            rd_kafka_conf_destroy(conf);
-            return KS_EXIT_RUNTIME;
-        }
-        rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-    }
+    late_hist = ks_xcalloc(LATE_BUCKETS, sizeof(*late_hist));
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake on time, not up to 50 us late */
 
+    double cpu0 = cpu_seconds();
     int64_t start = now_us();
     double due = 0; /* microseconds after start */
     int64_t end_us = o->duration_s > 0 ? start + (int64_t)(o->duration_s * 1e6) : INT64_MAX;
@@ -198,80 +295,110 @@ int ks_gen_run(const ks_gen_opts_t *o)
         uint64_t k = i - o->start;
         if (o->count && k >= o->count)
             break;
-        int64_t sent_at = now_us();
+        int64_t stamp;
         if (o->rate > 0) {
             if (k > 0)
                 due += o->poisson ? -log(1.0 - unit(&seed_state)) * 1e6 / o->rate : 1e6 / o->rate;
-            int64_t at = start + (int64_t)due;
-            if (at >= end_us)
+            stamp = start + (int64_t)due;
+            if (stamp >= end_us)
                 break;
-            while ((sent_at = now_us()) < at) {
-                int64_t gap = at - sent_at;
+            if (now_us() < stamp) {
                 if (rk)
-                    rd_kafka_poll(rk, 0);
-                if (gap > 200) {
-                    struct timespec ts = {0, (gap - 100) * 1000};
-                    nanosleep(&ts, NULL);
-                }
+                    rd_kafka_poll(rk, 0); /* serve delivery reports while idle */
+                sleep_until_us(stamp);
+                if (gen_stop)
+                    break;
             }
-            if (sent_at - at > 1000)
-                late++;
-            sent_at = at; /* stamp the intended time: no coordinated omission */
-        } else if (sent_at >= end_us) {
-            break;
+        } else {
+            stamp = now_us();
+            if (stamp >= end_us)
+                break;
         }
         double f = o->malformed_fraction;
         int bad = f > 0 && floor((double)(k + 1) * f) > floor((double)k * f);
         uint64_t key = o->zipf_s > 0 ? zipf_draw(&z, unit(&seed_state))
                                      : (uint64_t)(unit(&seed_state) * (double)o->keys);
         ks_buf_reset(&b);
-        ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, sent_at);
+        ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, stamp);
         malformed += bad;
         if (out) {
             fwrite(b.data, 1, b.len, out);
             fputc('\n', out);
-            sent++;
-            continue;
-        }
-        char keybuf[32];
-        int kl = snprintf(keybuf, sizeof(keybuf), "u%llu", (unsigned long long)key);
-        for (;;) {
-            rd_kafka_resp_err_t e = rd_kafka_producev(
-                rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(keybuf, (size_t)kl), RD_KAFKA_V_VALUE(b.data, b.len),
-                RD_KAFKA_V_TIMESTAMP(sent_at / 1000), RD_KAFKA_V_END);
-            if (!e)
-                break;
-            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                fprintf(stderr, "kscore gen: produce failed: %s\n", rd_kafka_err2str(e));
-                rc = KS_EXIT_RUNTIME;
-                goto done;
+        } else {
+            char keybuf[32];
+            int kl = snprintf(keybuf, sizeof(keybuf), "u%llu", (unsigned long long)key);
+            int64_t full_since = 0;
+            for (;;) {
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(keybuf, (size_t)kl), RD_KAFKA_V_VALUE(b.data, b.len),
+                    RD_KAFKA_V_TIMESTAMP(stamp / 1000), RD_KAFKA_V_END);
+                if (!e)
+                    break;
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    fprintf(stderr, "kscore gen: produce failed: %s\n", rd_kafka_err2str(e));
+                    rc = KS_EXIT_RUNTIME;
+                    goto done;
+                }
+                /* The broker does not keep up with our own queue: the only
+                 * thing that ever holds the generator back. Stamps stay the
+                 * intended times, so the delay is still measured. */
+                if (!full_since) {
+                    full_since = now_us();
+                    queue_full++;
+                } else if (now_us() - full_since > QUEUE_FULL_GIVE_UP_US || gen_stop) {
+                    fprintf(stderr, "kscore gen: the producer queue stayed full for 60 s: "
+                                    "is the broker up?\n");
+                    rc = KS_EXIT_RUNTIME;
+                    goto done;
+                }
+                rd_kafka_poll(rk, 10);
             }
-            rd_kafka_poll(rk, 10);
         }
-        sent++;
-        if ((sent & 1023) == 0)
+        int64_t lateness = now_us() - stamp;
+        uint64_t lu = lateness > 0 ? (uint64_t)lateness : 0;
+        late_hist[late_index(lu)]++;
+        if (lu > late_max)
+            late_max = lu;
+        if (o->rate > 0 && lu > 1000)
+            late++;
+        if (sent++ == 0)
+            first_stamp = stamp;
+        last_stamp = stamp;
+        if (rk && (sent & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
-done:
+done:;
+    int64_t send_end = now_us();
+    uint64_t unacked = 0;
     if (rk) {
-        while (rd_kafka_outq_len(rk) > 0 && !gen_stop)
-            rd_kafka_flush(rk, 1000);
-        if (st.failed)
+        rd_kafka_flush(rk, FLUSH_TIMEOUT_MS);
+        unacked = (uint64_t)rd_kafka_outq_len(rk);
+        if (st.failed || unacked)
             rc = KS_EXIT_RUNTIME;
     }
-    double secs = (double)(now_us() - start) / 1e6;
+    double secs = (double)(send_end - start) / 1e6;
+    double flush_secs = (double)(now_us() - send_end) / 1e6;
     fprintf(stderr,
-            "{\"sent\":%llu,\"malformed\":%llu,\"acked\":%llu,\"failed\":%llu,\"late\":%llu,"
-            "\"seconds\":%.3f,\"rate\":%.0f}\n",
+            "{\"sent\":%llu,\"malformed\":%llu,\"acked\":%llu,\"failed\":%llu,\"unacked\":%llu,"
+            "\"offered_rate\":%.0f,\"rate\":%.0f,\"seconds\":%.3f,\"flush_seconds\":%.3f,"
+            "\"late\":%llu,\"late_p50_us\":%llu,\"late_p99_us\":%llu,\"late_max_us\":%llu,"
+            "\"queue_full_waits\":%llu,\"cpu_seconds\":%.3f,\"first_stamp_us\":%lld,"
+            "\"last_stamp_us\":%lld}\n",
             (unsigned long long)sent, (unsigned long long)malformed,
             (unsigned long long)(out ? sent : st.acked), (unsigned long long)st.failed,
-            (unsigned long long)late, secs, secs > 0 ? (double)sent / secs : 0);
+            (unsigned long long)unacked, o->rate, secs > 0 ? (double)sent / secs : 0, secs,
+            flush_secs, (unsigned long long)late,
+            (unsigned long long)late_quantile(late_hist, sent, 0.5),
+            (unsigned long long)late_quantile(late_hist, sent, 0.99),
+            (unsigned long long)late_max, (unsigned long long)queue_full, cpu_seconds() - cpu0,
+            (long long)first_stamp, (long long)last_stamp);
     if (rkt)
         rd_kafka_topic_destroy(rkt);
     if (rk)
         rd_kafka_destroy(rk);
     free(z.cdf);
+    free(late_hist);
     ks_buf_free(&b);
     return rc;
 }
