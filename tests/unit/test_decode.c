@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char eb[512];
 
@@ -781,6 +782,14 @@ static void test_strtod_equivalence_corpus(void)
 
 /* ------------------------------------------------------------------ speed */
 
+/* CPU time of this thread: the printout stays meaningful on a busy machine. */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void test_speed_printout(void)
 {
     fixture_t fx;
@@ -789,17 +798,17 @@ static void test_speed_printout(void)
     size_t len = strlen(fraud_event);
     int n = 2000000;
     int ok = 0;
-    int64_t t0 = ks_now_mono_ns();
+    int64_t t0 = thread_cpu_ns();
     for (int i = 0; i < n; i++) {
         ok += fx_decode_n(&fx, fraud_event, len) == KS_OK;
         if ((i & 1023) == 0)
             ks_arena_reset(&fx.arena);
     }
-    int64_t t1 = ks_now_mono_ns();
+    int64_t t1 = thread_cpu_ns();
     CHECK_EQ_INT(ok, n);
     double secs = (double)(t1 - t0) / 1e9;
     fprintf(stderr, "decode: %d-byte fraud event, %d fields: %.2f M events/s, %.0f MB/s, "
-            "%.0f ns/event\n", (int)len, (int)fx.schema->n_fields, n / secs / 1e6,
+            "%.0f ns/event (thread CPU time)\n", (int)len, (int)fx.schema->n_fields, n / secs / 1e6,
             (double)len * n / secs / 1e6, secs * 1e9 / n);
     fx_close(&fx);
 }
