@@ -1,0 +1,330 @@
+/*
+ * e2e_latency.c - the end-to-end benchmark's measuring consumer: reads a
+ * pipeline's output topic and records, per record, arrival time minus the
+ * event's send stamp (`sent_at_us`, written by `kscore gen`) in an HDR-style
+ * histogram (hist.h), then prints percentiles as one JSON object on stdout.
+ *
+ * It is a separate process on purpose: latency is what a downstream consumer
+ * sees, broker round trips included, not what the pipeline believes. It
+ * assigns every partition of the topic from the beginning (no consumer group,
+ * so no rebalance delay: the group id is only what assign() requires) and stops when it has seen the expected number of
+ * records, or at a hard time limit. The expected count may be given up front
+ * (--expect) or later through a file (--expect-file, written by the bench
+ * script when the generator has finished and knows how many it sent).
+ *
+ * Besides latency it reports what a throughput measurement needs from the
+ * same records: the smallest and largest Kafka message timestamp (the
+ * pipeline producer's create time), so a run over a pre-filled topic can be
+ * read back afterwards and rated without a consumer competing for the CPU
+ * while the pipeline runs. If records carry kscore's in-process `latency_ms`,
+ * its percentiles are reported too (the pipeline's own share of the time).
+ *
+ * Usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]
+ *                    [--expect N | --expect-file F] [--ready-after N]
+ *                    [--timeout S] [--grace S] [--spectrum FILE]
+ * Exit: 0 all expected records seen, 1 timeout or Kafka error, 2 bad usage.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "hist.h"
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct opts {
+    const char *brokers, *topic, *expect_file, *spectrum, *field;
+    int64_t from_us, to_us;
+    uint64_t expect, ready_after;
+    double timeout_s, grace_s;
+} opts_t;
+
+static volatile sig_atomic_t stop;
+static void on_sig(int s)
+{
+    (void)s;
+    stop = 1;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Finds "name": in a JSON record and parses the number after it. The records
+ * are flat where these fields live (top level), so a substring search is
+ * enough and costs no allocation. */
+static int find_number(const char *p, size_t len, const char *pat, size_t pat_len, double *out)
+{
+    const char *at = memmem(p, len, pat, pat_len);
+    if (!at)
+        return -1;
+    at += pat_len;
+    char tmp[40];
+    size_t n = 0;
+    while (at + n < p + len && n < sizeof(tmp) - 1 &&
+           (strchr("0123456789+-.eE", at[n]) != NULL && at[n] != '\0'))
+        n++;
+    if (n == 0)
+        return -1;
+    memcpy(tmp, at, n);
+    tmp[n] = '\0';
+    char *end;
+    *out = strtod(tmp, &end);
+    return *end == '\0' ? 0 : -1;
+}
+
+static int read_expect_file(const char *path, uint64_t *out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    unsigned long long v;
+    int ok = fscanf(f, "%llu", &v) == 1;
+    fclose(f);
+    if (!ok)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]\n"
+                    "       [--expect N | --expect-file F] [--ready-after N] [--timeout S]\n"
+                    "       [--grace S] [--spectrum FILE] [--field sent_at_us]\n");
+}
+
+static int parse(int argc, char **argv, opts_t *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v)
+            return -1;
+        i++;
+        if (!strcmp(a, "--brokers"))
+            o->brokers = v;
+        else if (!strcmp(a, "--topic"))
+            o->topic = v;
+        else if (!strcmp(a, "--expect-file"))
+            o->expect_file = v;
+        else if (!strcmp(a, "--spectrum"))
+            o->spectrum = v;
+        else if (!strcmp(a, "--field"))
+            o->field = v;
+        else if (!strcmp(a, "--from-us"))
+            o->from_us = strtoll(v, &end, 10);
+        else if (!strcmp(a, "--to-us"))
+            o->to_us = strtoll(v, &end, 10);
+        else if (!strcmp(a, "--expect"))
+            o->expect = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--ready-after"))
+            o->ready_after = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--timeout"))
+            o->timeout_s = strtod(v, &end);
+        else if (!strcmp(a, "--grace"))
+            o->grace_s = strtod(v, &end);
+        else
+            return -1;
+        if (end && (*end || end == v))
+            return -1;
+    }
+    return o->topic && o->timeout_s > 0 ? 0 : -1;
+}
+
+/* Assigns every partition of the topic from the beginning; waits (bounded)
+ * for the topic's metadata. */
+static int assign_all(rd_kafka_t *rk, const char *topic, int64_t deadline_us)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int rc = -1;
+    while (now_us() < deadline_us && !stop) {
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+        if (!err && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
+            break;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        md = NULL;
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    if (md) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+        for (int p = 0; p < md->topics[0].partition_cnt; p++)
+            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[p].id)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_resp_err_t err = rd_kafka_assign(rk, l);
+        if (err)
+            fprintf(stderr, "e2e-latency: assign: %s\n", rd_kafka_err2str(err));
+        else
+            rc = 0;
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_metadata_destroy(md);
+    } else {
+        fprintf(stderr, "e2e-latency: topic %s has no metadata (does it exist?)\n", topic);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+static double ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.brokers = "127.0.0.1:9092", .field = "sent_at_us", .timeout_s = 300,
+                .grace_s = 30, .to_us = INT64_MAX};
+    char err[512], pat[128];
+    int rc = 1;
+    rd_kafka_t *rk = NULL;
+    ks_hist_t lat = {0}, inproc = {0};
+    uint64_t records = 0, no_stamp = 0, in_window = 0;
+    int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
+    int64_t arr_first = 0, arr_last = 0;
+
+    if (parse(argc, argv, &o)) {
+        usage();
+        return 2;
+    }
+    int pat_len = snprintf(pat, sizeof(pat), "\"%s\":", o.field);
+    if (ks_hist_init(&lat) || ks_hist_init(&inproc)) {
+        fprintf(stderr, "e2e-latency: out of memory\n");
+        return 1;
+    }
+    signal(SIGINT, on_sig);
+    signal(SIGTERM, on_sig);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *props[][2] = {{"bootstrap.servers", o.brokers},
+                              {"enable.auto.commit", "false"},
+                              {"enable.partition.eof", "false"},
+                              {"fetch.wait.max.ms", "100"},
+                              {"client.id", "e2e-latency"},
+                              /* assign() needs a group id; no group is joined */
+                              {"group.id", "e2e-latency"}};
+    for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+        if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err))) {
+            fprintf(stderr, "e2e-latency: %s\n", err);
+            rd_kafka_conf_destroy(conf);
+            goto out;
+        }
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
+        fprintf(stderr, "e2e-latency: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        goto out;
+    }
+    int64_t start = now_us();
+    int64_t deadline = start + (int64_t)(o.timeout_s * 1e6);
+    if (assign_all(rk, o.topic, deadline))
+        goto out;
+
+    int64_t grace_deadline = INT64_MAX, next_file_check = 0;
+    int ready = o.ready_after == 0;
+    if (ready)
+        fprintf(stderr, "{\"ready\":true}\n");
+    while (!stop) {
+        int64_t now = now_us();
+        if (now >= deadline || now >= grace_deadline)
+            break;
+        if (o.expect_file && !o.expect && now >= next_file_check) {
+            next_file_check = now + 100000;
+            if (read_expect_file(o.expect_file, &o.expect) == 0)
+                grace_deadline = now + (int64_t)(o.grace_s * 1e6);
+        }
+        if (o.expect && records >= o.expect) {
+            rc = 0;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (m->err) {
+            fprintf(stderr, "e2e-latency: %s\n", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        int64_t arrival = now_us();
+        records++;
+        int64_t ts = rd_kafka_message_timestamp(m, NULL);
+        if (ts >= 0) {
+            if (ts < ts_min)
+                ts_min = ts;
+            if (ts > ts_max)
+                ts_max = ts;
+        }
+        double stamp, lms;
+        if (!m->payload ||
+            find_number(m->payload, m->len, pat, (size_t)pat_len, &stamp) != 0) {
+            no_stamp++;
+        } else if ((int64_t)stamp >= o.from_us && (int64_t)stamp < o.to_us) {
+            int64_t d = arrival - (int64_t)stamp;
+            ks_hist_record(&lat, d > 0 ? (uint64_t)d : 0);
+            if (in_window++ == 0)
+                arr_first = arrival;
+            arr_last = arrival;
+            if (find_number(m->payload, m->len, "\"latency_ms\":", 13, &lms) == 0 && lms >= 0)
+                ks_hist_record(&inproc, (uint64_t)(lms * 1000.0 + 0.5));
+        }
+        rd_kafka_message_destroy(m);
+        if (!ready && records >= o.ready_after) {
+            ready = 1;
+            fprintf(stderr, "{\"ready\":true}\n");
+        }
+    }
+    if (rc != 0)
+        fprintf(stderr, "e2e-latency: stopped with %llu of %llu expected records (%s)\n",
+                (unsigned long long)records, (unsigned long long)o.expect,
+                stop ? "signal" : "time limit");
+
+    double span_s = (double)(arr_last - arr_first) / 1e6;
+    double ts_span_s = ts_max > ts_min ? (double)(ts_max - ts_min) / 1e3 : 0;
+    printf("{\"topic\":\"%s\",\"complete\":%s,\"records\":%llu,\"expected\":%llu,"
+           "\"no_stamp\":%llu,\"measured\":%llu,"
+           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"p999_ms\":%.3f,\"p9999_ms\":%.3f,\"max_ms\":%.3f,\"min_ms\":%.3f,"
+           "\"mean_ms\":%.3f,\"clamped\":%llu,"
+           "\"inproc_p50_ms\":%.3f,\"inproc_p99_ms\":%.3f,\"inproc_max_ms\":%.3f,"
+           "\"arrival_rate\":%.0f,\"ts_first_ms\":%lld,\"ts_last_ms\":%lld,"
+           "\"ts_rate\":%.0f}\n",
+           o.topic, rc == 0 ? "true" : "false", (unsigned long long)records,
+           (unsigned long long)o.expect, (unsigned long long)no_stamp,
+           (unsigned long long)in_window, ms(ks_hist_quantile(&lat, 0.5)),
+           ms(ks_hist_quantile(&lat, 0.9)), ms(ks_hist_quantile(&lat, 0.95)),
+           ms(ks_hist_quantile(&lat, 0.99)), ms(ks_hist_quantile(&lat, 0.999)),
+           ms(ks_hist_quantile(&lat, 0.9999)), ms(lat.n ? lat.max : 0),
+           ms(lat.n ? lat.min : 0), lat.n ? lat.sum / (double)lat.n / 1000.0 : 0,
+           (unsigned long long)lat.clamped, ms(ks_hist_quantile(&inproc, 0.5)),
+           ms(ks_hist_quantile(&inproc, 0.99)), ms(inproc.n ? inproc.max : 0),
+           span_s > 0 ? (double)(in_window - 1) / span_s : 0,
+           (long long)(ts_min == INT64_MAX ? 0 : ts_min),
+           (long long)(ts_max == INT64_MIN ? 0 : ts_max),
+           ts_span_s > 0 ? (double)(records - 1) / ts_span_s : 0);
+    if (o.spectrum) {
+        FILE *f = fopen(o.spectrum, "w");
+        if (f) {
+            ks_hist_write_spectrum(&lat, f, 1000.0);
+            fclose(f);
+        } else {
+            fprintf(stderr, "e2e-latency: cannot write %s\n", o.spectrum);
+        }
+    }
+out:
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    ks_hist_free(&lat);
+    ks_hist_free(&inproc);
+    return rc;
+}
