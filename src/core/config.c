@@ -273,15 +273,19 @@ static int check_declared(const struct ks_config *cfg, ks_node_t *root, const ch
                   cfg->path, key, field);
 }
 
-int ks_config_load(const char *path, const char *const *sets, size_t n_sets, ks_config_t **out,
-                   char *errbuf, size_t errsize)
+static int config_load(const char *path, const char *text, size_t len, const char *const *sets,
+                       size_t n_sets, ks_config_t **out, char *errbuf, size_t errsize)
 {
     int rc;
     struct ks_config *cfg = ks_xcalloc(1, sizeof(*cfg));
     cfg->path = ks_xstrdup(path);
     ks_node_t *n;
 
-    if ((rc = ks_node_parse_file(cfg->path, &cfg->root, errbuf, errsize)))
+    if (text)
+        rc = ks_node_parse_string(cfg->path, text, len, &cfg->root, errbuf, errsize);
+    else
+        rc = ks_node_parse_file(cfg->path, &cfg->root, errbuf, errsize);
+    if (rc)
         goto out;
     static const char *const flat[] = {"kafka", "kafka.consumer", "kafka.producer", NULL};
     for (size_t i = 0; i < n_sets; i++)
@@ -353,6 +357,18 @@ out:
     }
     *out = cfg;
     return rc;
+}
+
+int ks_config_load(const char *path, const char *const *sets, size_t n_sets, ks_config_t **out,
+                   char *errbuf, size_t errsize)
+{
+    return config_load(path, NULL, 0, sets, n_sets, out, errbuf, errsize);
+}
+
+int ks_config_load_text(const char *name, const char *text, size_t len, ks_config_t **out,
+                        char *errbuf, size_t errsize)
+{
+    return config_load(name, text, len, NULL, 0, out, errbuf, errsize);
 }
 
 static void strlist_free(ks_strlist_t *l)

@@ -63,6 +63,11 @@ struct ks_config {
     char *model_path;       /* resolved against the config file's folder */
 };
 
+/* ks_config_load from YAML text in memory (`name` stands for the file in
+ * messages); used by tests and the config fuzz target. */
+int ks_config_load_text(const char *name, const char *text, size_t len, ks_config_t **out,
+                        char *errbuf, size_t errsize);
+
 /* Applies all properties of `scope` (and BOTH) to a librdkafka conf. */
 struct rd_kafka_conf_s;
 int ks_config_apply_kafka(const struct ks_config *cfg, int scope, struct rd_kafka_conf_s *conf,
