@@ -68,6 +68,19 @@ static const config_key_t config_keys[] = {
      "On SIGTERM, how long to wait for in-flight outputs to be acknowledged."},
     {"model.path", CT_STRING, OFF(model_path), NOHAS, 1, NULL, 0, 0, NULL,
      "Model file (kscore JSON, XGBoost JSON or LightGBM text), relative to the config file."},
+    {"log.format", CT_ENUM, OFF(log_format), NOHAS, 0, "logfmt", 0, 0, "logfmt|json",
+     "Log lines as logfmt (ts=... level=... msg=\"...\") or JSON lines."},
+    {"metrics.enabled", CT_ENUM, OFF(metrics_enabled), NOHAS, 0, "true", 0, 0, "true|false",
+     "Serve /metrics, /healthz, /readyz and the status page, and collect librdkafka "
+     "statistics (lag, broker RTT)."},
+    {"metrics.listen", CT_STRING, OFF(metrics_listen), NOHAS, 0, "127.0.0.1:9464", 0, 0, NULL,
+     "HOST:PORT of the HTTP endpoint ([::1]:PORT for IPv6, port 0 = any free port)."},
+    {"feature_log.topic", CT_STRING, OFF(feature_log_topic), NOHAS, 0, NULL, 0, 0, NULL,
+     "Topic receiving a sample of (event id, features by name, prediction, model version) "
+     "records for training-serving skew checks (default: off)."},
+    {"feature_log.sample_rate", CT_DOUBLE, OFF(feature_log_sample_rate), NOHAS, 0, "0.01", 0, 0,
+     NULL, "Fraction of scored events written to feature_log.topic, 0..1. Samples are dropped "
+     "(and counted), never waited for, when the producer queue is busy."},
 };
 
 /* Sections parsed by code rather than the table, for the reference. */
@@ -343,6 +356,14 @@ static int config_load(const char *path, const char *text, size_t len, const cha
         goto out;
     }
 
+    if (!(cfg->feature_log_sample_rate >= 0 && cfg->feature_log_sample_rate <= 1)) {
+        lookup(cfg->root, "feature_log.sample_rate", &n, NULL, 0);
+        rc = n ? ks_node_err(n, errbuf, errsize, "must be between 0 and 1")
+               : ks_err(errbuf, errsize, KS_EINVAL, "%s: feature_log.sample_rate must be "
+                        "between 0 and 1", cfg->path);
+        goto out;
+    }
+
     if ((rc = ks_node_check_unused(cfg->root, errbuf, errsize)))
         goto out;
 
@@ -350,6 +371,7 @@ static int config_load(const char *path, const char *text, size_t len, const cha
     free(cfg->model_path);
     cfg->model_path = mp;
     ks_log_set_level((ks_log_level_t)ks_log_level_parse(cfg->log_level));
+    ks_log_set_format((ks_log_format_t)ks_log_format_parse(cfg->log_format));
 out:
     if (rc) {
         ks_config_free(cfg);
@@ -396,6 +418,10 @@ void ks_config_free(ks_config_t *cfg)
     free(cfg->output_id_field);
     free(cfg->dlq_topic);
     free(cfg->mode);
+    free(cfg->log_format);
+    free(cfg->metrics_enabled);
+    free(cfg->metrics_listen);
+    free(cfg->feature_log_topic);
     free(cfg->model_path);
     if (cfg->schema)
         ks_schema_free(cfg->schema);

@@ -61,6 +61,13 @@ struct ks_config {
     ks_features_t *features;
 
     char *model_path;       /* resolved against the config file's folder */
+
+    /* observability (io/http.c, io/kafka_stats.c, io/feature_log.c) */
+    char *log_format;       /* "logfmt" or "json" */
+    char *metrics_enabled;  /* "true" or "false" */
+    char *metrics_listen;   /* HOST:PORT */
+    char *feature_log_topic;        /* NULL = no feature log */
+    double feature_log_sample_rate; /* 0..1 */
 };
 
 /* ks_config_load from YAML text in memory (`name` stands for the file in
