@@ -575,7 +575,7 @@ static int time_seconds(const feature_t *f, const ks_value_t *v, int64_t *secs, 
 static int hour_compute(const feature_t *f, const ks_value_t *fields, double *out, char *errbuf,
                         size_t errsize)
 {
-    int64_t secs;
+    int64_t secs = 0;
     int missing;
     int rc = time_seconds(f, &fields[f->field], &secs, &missing, errbuf, errsize);
     if (rc == KS_OK) {
@@ -588,7 +588,7 @@ static int hour_compute(const feature_t *f, const ks_value_t *fields, double *ou
 static int dow_compute(const feature_t *f, const ks_value_t *fields, double *out, char *errbuf,
                        size_t errsize)
 {
-    int64_t secs;
+    int64_t secs = 0;
     int missing;
     int rc = time_seconds(f, &fields[f->field], &secs, &missing, errbuf, errsize);
     if (rc == KS_OK) {
