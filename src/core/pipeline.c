@@ -6,6 +6,8 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "features/features.h"
+#include "io/http.h"
+#include "io/kafka_stats.h"
 #include "kscore/kscore.h"
 
 #include <stdio.h>
@@ -115,6 +117,19 @@ int ks_pipeline_run(ks_pipeline_t *p)
     char err[512];
     int rc = KS_EXIT_OK;
     size_t n = (size_t)p->cfg->workers;
+    if (strcmp(p->cfg->metrics_enabled, "true") == 0) {
+        /* a busy or bad metrics.listen is a start-up error, like a bad config */
+        if (ks_kstats_new((int)n, &p->kstats, err, sizeof(err)) ||
+            ks_http_start(p, p->cfg->metrics_listen, &p->http, err, sizeof(err))) {
+            ks_error("%s", err);
+            ks_kstats_free(p->kstats);
+            p->kstats = NULL;
+            return KS_EXIT_USAGE;
+        }
+        ks_info("metrics: %s/metrics, health: %s/healthz %s/readyz, status page: %s/",
+                ks_http_url(p->http), ks_http_url(p->http), ks_http_url(p->http),
+                ks_http_url(p->http));
+    }
     p->workers = ks_xcalloc(n, sizeof(*p->workers));
     for (size_t i = 0; i < n; i++) {
         if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
@@ -133,6 +148,11 @@ int ks_pipeline_run(ks_pipeline_t *p)
         if (wrc != KS_EXIT_OK)
             rc = wrc;
     }
+    ks_http_stop(p->http);
+    p->http = NULL;
+    ks_kstats_free(p->kstats);
+    p->kstats = NULL;
+    ks_log_flush_repeats(1);
     ks_info("pipeline stopped (exit %d)", rc);
     return rc;
 }

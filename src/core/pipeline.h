@@ -23,6 +23,8 @@
 #include "util/buf.h"
 
 struct ks_worker;
+struct ks_kstats;
+struct ks_http;
 
 struct ks_pipeline {
     const struct ks_config *cfg;
@@ -39,6 +41,9 @@ struct ks_pipeline {
     atomic_int fatal;          /* a worker hit an unrecoverable error */
     struct ks_worker **workers;
     size_t n_workers;
+    struct ks_kstats *kstats;  /* librdkafka statistics, readiness (io/kafka_stats.h); NULL
+                                  when metrics are off or offline */
+    struct ks_http *http;      /* metrics/health/status endpoint (io/http.h) */
 };
 
 /* One event entering a batch. */

@@ -30,6 +30,8 @@
 #include "core/log.h"
 #include "core/offsets.h"
 #include "core/pipeline.h"
+#include "io/feature_log.h"
+#include "io/kafka_stats.h"
 #include "kscore/kscore.h"
 
 #include <librdkafka/rdkafka.h>
@@ -49,6 +51,7 @@ typedef struct ks_worker {
     rd_kafka_topic_t *out_rkt, *dlq_rkt;
     ks_offsets_t *offsets;
     ks_scorer_t scorer;
+    ks_feature_log_t flog;      /* sampled feature records (feature_log.topic) */
 
     rd_kafka_message_t **msgs; /* the batch being gathered */
     ks_event_t *events;
@@ -75,6 +78,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     ks_worker_t *w = opaque;
     const ks_engine_metrics_t *em = &w->p->metrics;
+    if (ks_feature_log_delivery(&w->flog, m))
+        return; /* a sample: no offset rides on it */
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         int64_t input_ts;
         if (ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private, &input_ts)) {
@@ -303,6 +308,8 @@ static int process_batch(ks_worker_t *w)
             }
             rc = produce(w, w->out_rkt, key, key_len, rec->data, rec->len, copy_headers(m, 0),
                          w->tokens[i]);
+            if (rc == KS_OK && ks_feature_log_want(&w->flog))
+                ks_feature_log_emit(&w->flog, w->producer, s, w->events, i, m, key, key_len, now);
         }
         if (rc) {
             ks_histogram_observe(w->p->metrics.stage[KS_STAGE_ENCODE], (double)encode_ns / 1e9);
@@ -409,6 +416,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_destroy(w->assignment);
     w->assignment = NULL;
     rd_kafka_assignment(rk, &w->assignment);
+    if (w->p->kstats)
+        ks_kstats_assignment(w->p->kstats, w->id, w->assignment);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -431,7 +440,22 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     /* Transient (broker down, transport): librdkafka reconnects by itself. */
     ks_counter_add(w->p->metrics.kafka_errors, 1);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && w->p->kstats)
+        ks_kstats_broker_event(w->p->kstats, w->id,
+                               rk == w->producer ? KS_KCLIENT_PRODUCER : KS_KCLIENT_CONSUMER, 0);
     ks_warn("%s: %s: %s", w->name, rd_kafka_err2name(err), reason);
+}
+
+/* Statistics (every statistics.interval.ms, on this worker's thread): only
+ * a copy is queued; io/kafka_stats.c parses it on its own thread. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    ks_worker_t *w = opaque;
+    if (w->p->kstats)
+        ks_kstats_submit(w->p->kstats, w->id,
+                         rk == w->producer ? KS_KCLIENT_PRODUCER : KS_KCLIENT_CONSUMER, json,
+                         json_len);
+    return 0;
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -558,6 +582,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
         (rc = conf_set(pc, "enable.idempotence", "true", errbuf, errsize)) ||
         (rc = conf_set(pc, "linger.ms", "5", errbuf, errsize)) ||
         (rc = conf_set(pc, "partitioner", "murmur2_random", errbuf, errsize)) ||
+        (p->kstats && (rc = conf_set(pc, "statistics.interval.ms", "5000", errbuf, errsize))) ||
         (rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, pc, errbuf, errsize)))
         goto out;
     char qmax[32];
@@ -566,6 +591,8 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
         w->queue_max = atol(qmax);
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+    if (p->kstats)
+        rd_kafka_conf_set_stats_cb(pc, on_stats);
     rd_kafka_conf_set_error_cb(pc, on_error);
     rd_kafka_conf_set_log_cb(pc, on_log);
     rd_kafka_conf_set_opaque(pc, w);
@@ -575,11 +602,15 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
         goto out;
     w->out_rkt = rd_kafka_topic_new(w->producer, cfg->output_topic, NULL);
     w->dlq_rkt = rd_kafka_topic_new(w->producer, cfg->dlq_topic, NULL);
+    if (!w->passthrough &&
+        (rc = ks_feature_log_init(&w->flog, cfg, w->producer, id, w->queue_max, errbuf, errsize)))
+        goto out;
 
     /* Consumer */
     cc = rd_kafka_conf_new();
     if ((rc = conf_set(cc, "client.id", client_id, errbuf, errsize)) ||
         (rc = conf_set(cc, "auto.offset.reset", "earliest", errbuf, errsize)) ||
+        (p->kstats && (rc = conf_set(cc, "statistics.interval.ms", "5000", errbuf, errsize))) ||
         (rc = ks_config_apply_kafka(cfg, KS_KAFKA_CONSUMER, cc, errbuf, errsize)) ||
         (rc = conf_set(cc, "group.id", cfg->input_group_id, errbuf, errsize)) ||
         (rc = conf_set(cc, "enable.auto.commit", "false", errbuf, errsize)) ||
@@ -587,6 +618,8 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
         goto out;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
+    if (p->kstats)
+        rd_kafka_conf_set_stats_cb(cc, on_stats);
     rd_kafka_conf_set_error_cb(cc, on_error);
     rd_kafka_conf_set_log_cb(cc, on_log);
     rd_kafka_conf_set_opaque(cc, w);
@@ -633,6 +666,7 @@ int ks_worker_join(struct ks_worker *w)
         rd_kafka_topic_destroy(w->out_rkt);
     if (w->dlq_rkt)
         rd_kafka_topic_destroy(w->dlq_rkt);
+    ks_feature_log_destroy(&w->flog);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     if (w->assignment)
