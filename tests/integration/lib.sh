@@ -123,9 +123,12 @@ group_lag() {
 
 # pipeline_config OUT IN_TOPIC OUT_TOPIC DLQ_TOPIC GROUP [extra --set ...]:
 # the fraud example's pipeline pointed at test topics, as --set arguments.
+# The metrics endpoint binds an ephemeral port so that several instances (and
+# other runs on the machine) never collide; a later --set overrides it.
 ks_sets() {
     echo --set "kafka.bootstrap.servers=$BROKERS" --set "input.topics=$1" \
-         --set "output.topic=$2" --set "dead_letter.topic=$3" --set "input.group_id=$4"
+         --set "output.topic=$2" --set "dead_letter.topic=$3" --set "input.group_id=$4" \
+         --set "metrics.listen=127.0.0.1:0"
 }
 EXAMPLE=$ROOT/examples/fraud/pipeline.yaml
 
