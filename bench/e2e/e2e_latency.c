@@ -21,7 +21,9 @@
  *
  * Usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]
  *                    [--expect N | --expect-file F] [--ready-after N]
- *                    [--timeout S] [--grace S] [--spectrum FILE]
+ *                    [--timeout S] [--grace S] [--spectrum FILE] [--series FILE]
+ * --series writes, per second of send stamps in the window, the count, p50,
+ * p99 and max latency: to see whether a tail is steady or one stall.
  * Exit: 0 all expected records seen, 1 timeout or Kafka error, 2 bad usage.
  */
 #ifndef _GNU_SOURCE
@@ -37,7 +39,7 @@
 #include <time.h>
 
 typedef struct opts {
-    const char *brokers, *topic, *expect_file, *spectrum, *field;
+    const char *brokers, *topic, *expect_file, *spectrum, *series, *field;
     int64_t from_us, to_us;
     uint64_t expect, ready_after;
     double timeout_s, grace_s;
@@ -98,7 +100,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]\n"
                     "       [--expect N | --expect-file F] [--ready-after N] [--timeout S]\n"
-                    "       [--grace S] [--spectrum FILE] [--field sent_at_us]\n");
+                    "       [--grace S] [--spectrum FILE] [--series FILE] [--field sent_at_us]\n");
 }
 
 static int parse(int argc, char **argv, opts_t *o)
@@ -117,6 +119,8 @@ static int parse(int argc, char **argv, opts_t *o)
             o->expect_file = v;
         else if (!strcmp(a, "--spectrum"))
             o->spectrum = v;
+        else if (!strcmp(a, "--series"))
+            o->series = v;
         else if (!strcmp(a, "--field"))
             o->field = v;
         else if (!strcmp(a, "--from-us"))
@@ -176,6 +180,45 @@ static int assign_all(rd_kafka_t *rk, const char *topic, int64_t deadline_us)
     return rc;
 }
 
+/* Per-second summaries of the window, for --series: a coarse histogram per
+ * second (64 log-linear buckets per power of two would be 40 KB each; 8 are
+ * plenty for a time plot: 12% resolution). */
+#define SERIES_MAX 3600
+#define SERIES_SUB_BITS 3
+#define SERIES_BUCKETS (8 * 40)
+typedef struct second {
+    uint32_t counts[SERIES_BUCKETS];
+    uint64_t n, max;
+} second_t;
+
+static size_t series_index(uint64_t v)
+{
+    if (v < (1u << SERIES_SUB_BITS))
+        return (size_t)v;
+    int e = 63 - __builtin_clzll(v) - SERIES_SUB_BITS;
+    size_t i = ((size_t)1 << SERIES_SUB_BITS) * (size_t)e + (size_t)(v >> e);
+    return i < SERIES_BUCKETS ? i : SERIES_BUCKETS - 1;
+}
+
+static uint64_t series_value(size_t i)
+{
+    if (i < (2u << SERIES_SUB_BITS))
+        return i;
+    size_t e = i / (1u << SERIES_SUB_BITS) - 1;
+    return (uint64_t)(i - ((size_t)1 << SERIES_SUB_BITS) * e + 1) << e; /* upper edge */
+}
+
+static uint64_t series_quantile(const second_t *s, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)s->n), seen = 0;
+    if (want < 1)
+        want = 1;
+    for (size_t i = 0; i < SERIES_BUCKETS; i++)
+        if ((seen += s->counts[i]) >= want)
+            return series_value(i) < s->max ? series_value(i) : s->max;
+    return s->max;
+}
+
 static double ms(uint64_t us)
 {
     return (double)us / 1000.0;
@@ -192,6 +235,7 @@ int main(int argc, char **argv)
     uint64_t records = 0, no_stamp = 0, in_window = 0;
     int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
     int64_t arr_first = 0, arr_last = 0;
+    second_t *secs = NULL;
 
     if (parse(argc, argv, &o)) {
         usage();
@@ -201,6 +245,10 @@ int main(int argc, char **argv)
     if (ks_hist_init(&lat) || ks_hist_init(&inproc)) {
         fprintf(stderr, "e2e-latency: out of memory\n");
         return 1;
+    }
+    if (o.series && !(secs = calloc(SERIES_MAX, sizeof(*secs)))) {
+        fprintf(stderr, "e2e-latency: out of memory\n");
+        goto out;
     }
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
@@ -270,6 +318,16 @@ int main(int argc, char **argv)
         } else if ((int64_t)stamp >= o.from_us && (int64_t)stamp < o.to_us) {
             int64_t d = arrival - (int64_t)stamp;
             ks_hist_record(&lat, d > 0 ? (uint64_t)d : 0);
+            if (secs) {
+                int64_t sec = ((int64_t)stamp - (o.from_us > 0 ? o.from_us : 0)) / 1000000;
+                if (o.from_us > 0 && sec >= 0 && sec < SERIES_MAX) {
+                    uint64_t v = d > 0 ? (uint64_t)d : 0;
+                    secs[sec].counts[series_index(v)]++;
+                    secs[sec].n++;
+                    if (v > secs[sec].max)
+                        secs[sec].max = v;
+                }
+            }
             if (in_window++ == 0)
                 arr_first = arrival;
             arr_last = arrival;
@@ -319,7 +377,22 @@ int main(int argc, char **argv)
             fprintf(stderr, "e2e-latency: cannot write %s\n", o.spectrum);
         }
     }
+    if (o.series && secs) {
+        FILE *f = fopen(o.series, "w");
+        if (f) {
+            fprintf(f, "# second_from_window_start count p50_ms p99_ms max_ms\n");
+            for (int i = 0; i < SERIES_MAX; i++)
+                if (secs[i].n)
+                    fprintf(f, "%d %llu %.3f %.3f %.3f\n", i, (unsigned long long)secs[i].n,
+                            ms(series_quantile(&secs[i], 0.5)), ms(series_quantile(&secs[i], 0.99)),
+                            ms(secs[i].max));
+            fclose(f);
+        } else {
+            fprintf(stderr, "e2e-latency: cannot write %s\n", o.series);
+        }
+    }
 out:
+    free(secs);
     if (rk) {
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
