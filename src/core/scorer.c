@@ -204,20 +204,20 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
                 ks_buf_putc(b, ',');
             ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
             ks_buf_putc(b, ':');
-            ks_buf_json_double(b, o[k]);
+            ks_buf_json_double17(b, o[k]);
         }
         ks_buf_putc(b, '}');
         if (p->binary) {
             ks_buf_puts(b, ",\"score\":");
-            ks_buf_json_double(b, o[1]);
+            ks_buf_json_double17(b, o[1]);
         }
         ks_buf_puts(b, ",\"confidence\":");
-        ks_buf_json_double(b, o[best]);
+        ks_buf_json_double17(b, o[best]);
         if (cfg->output_has_threshold)
             ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
     } else {
         ks_buf_puts(b, "\"prediction\":");
-        ks_buf_json_double(b, o[0]);
+        ks_buf_json_double17(b, o[0]);
     }
     ks_buf_puts(b, ",\"model_version\":");
     ks_buf_json_string(b, m->version, strlen(m->version));
@@ -230,7 +230,7 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
     ks_buf_iso8601_ms(b, now_ms);
     ks_buf_puts(b, "\",\"latency_ms\":");
     double lat = (double)(ks_now_mono_ns() - ev[i].recv_ns) / 1e6;
-    ks_buf_printf(b, "%.3f", lat < 0 ? 0 : lat);
+    ks_buf_fixed3(b, lat < 0 ? 0 : lat);
     ks_buf_putc(b, '}');
     if (num_key_off != SIZE_MAX)
         *key = b->data + num_key_off;

@@ -21,11 +21,17 @@ void ks_buf_putc(ks_buf_t *b, char c);
 void ks_buf_printf(ks_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends a JSON string literal (quotes included), escaping as RFC 8259 needs. */
 void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n);
-/* Appends a double so that it parses back to the same bits (%.17g; integers
- * print without exponent); non-finite values print as null. */
+/* Append a double so that it parses back to the same bits; integers print
+ * without exponent, non-finite values as null. json_double prefers the short
+ * form when 15 digits round-trip (data values like 44.22); json_double17
+ * always prints 17 significant digits (one formatting call: computed outputs
+ * such as probabilities need 16-17 digits anyway). */
 void ks_buf_json_double(ks_buf_t *b, double v);
+void ks_buf_json_double17(ks_buf_t *b, double v);
 /* Appends an epoch-milliseconds time as ISO-8601 UTC "2026-11-22T01:39:27.123Z". */
 void ks_buf_iso8601_ms(ks_buf_t *b, int64_t epoch_ms);
+/* Appends v >= 0 with exactly three decimals ("12.345"), like "%.3f". */
+void ks_buf_fixed3(ks_buf_t *b, double v);
 static inline void ks_buf_reset(ks_buf_t *b) { b->len = 0; }
 void ks_buf_free(ks_buf_t *b);
 
