@@ -96,16 +96,25 @@ static int integral(double v)
     return v == (double)(int64_t)v && fabs(v) < 1e15 && !(v == 0 && signbit(v));
 }
 
-void ks_buf_json_double(ks_buf_t *b, double v)
+/* Non-finite and integral values, shared by both double writers; returns 1
+ * if it wrote v. */
+static int put_special(ks_buf_t *b, double v)
 {
     if (!isfinite(v)) {
         ks_buf_puts(b, "null");
-        return;
+        return 1;
     }
     if (integral(v)) {
         ks_buf_printf(b, "%lld", (long long)v);
-        return;
+        return 1;
     }
+    return 0;
+}
+
+void ks_buf_json_double(ks_buf_t *b, double v)
+{
+    if (put_special(b, v))
+        return;
     /* input-like numbers (44.22) round-trip at 15 digits; else 17 always do */
     char tmp[32];
     snprintf(tmp, sizeof(tmp), "%.15g", v);
@@ -116,14 +125,8 @@ void ks_buf_json_double(ks_buf_t *b, double v)
 
 void ks_buf_json_double17(ks_buf_t *b, double v)
 {
-    if (!isfinite(v)) {
-        ks_buf_puts(b, "null");
+    if (put_special(b, v))
         return;
-    }
-    if (integral(v)) {
-        ks_buf_printf(b, "%lld", (long long)v);
-        return;
-    }
     ks_buf_reserve(b, 32);
     b->len += (size_t)snprintf(b->data + b->len, 32, "%.17g", v);
 }
