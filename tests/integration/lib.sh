@@ -147,3 +147,103 @@ wait_ids() {
     done
     fail "$topic has outputs for $have distinct ids after ${timeout}s, expected $want"
 }
+
+# ---- observability helpers (metrics endpoint, Prometheus) ----------------
+
+# http_get URL : prints the body (any status); fails the test if nothing answers.
+http_get() {
+    python3 - "$1" <<'PY' || fail "GET $1: no answer"
+import sys, urllib.request, urllib.error
+try:
+    body = urllib.request.urlopen(sys.argv[1], timeout=10).read()
+except urllib.error.HTTPError as e:
+    body = e.read()
+sys.stdout.buffer.write(body)
+PY
+}
+
+# http_code URL : prints the HTTP status, or 000 if nothing answers.
+http_code() {
+    python3 - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+PY
+}
+
+# metrics_url LOGFILE TIMEOUT_S : waits for kscore's "metrics: http://..." log
+# line and prints the endpoint's base URL (e.g. http://127.0.0.1:40123).
+metrics_url() {
+    local logf=$1 timeout=$2 start=$SECONDS url=""
+    while [ $((SECONDS - start)) -lt "$timeout" ]; do
+        url=$(grep -o 'metrics: http://[^/]*' "$logf" 2>/dev/null | head -1 | cut -d' ' -f2)
+        [ -n "$url" ] && { echo "$url"; return 0; }
+        sleep 0.2
+    done
+    fail "no metrics endpoint announced in $logf after ${timeout}s"
+}
+
+# metric_sum URL NAME [LABEL_FILTER] : the sum of every sample of NAME (exact
+# family, no _bucket/_sum suffix matching) whose labels contain LABEL_FILTER.
+metric_sum() {
+    http_get "$1/metrics" | awk -v name="$2" -v filt="${3:-}" '
+        $1 !~ /^#/ {
+            n = $1; sub(/\{.*/, "", n)
+            if (n == name && index($1, filt) > 0) s += $NF
+        }
+        END { printf "%.17g\n", s + 0 }'
+}
+
+# wait_metric URL NAME VALUE TIMEOUT_S [LABEL_FILTER] : until metric_sum == VALUE.
+wait_metric() {
+    local have="" start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$4" ]; do
+        have=$(metric_sum "$1" "$2" "${5:-}")
+        [ "$have" = "$3" ] && return 0
+        sleep 0.5
+    done
+    fail "$2${5:+ [$5]} is $have after ${4}s, expected $3"
+}
+
+# wait_http URL CODE TIMEOUT_S : until GET URL answers CODE.
+wait_http() {
+    local have="" start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$3" ]; do
+        have=$(http_code "$1")
+        [ "$have" = "$2" ] && return 0
+        sleep 0.3
+    done
+    fail "GET $1 answers $have after ${3}s, expected $2: $(http_get "$1" 2>/dev/null | head -c 400)"
+}
+
+# free_port : prints a TCP port free on 127.0.0.1 right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# prom_query PROM_URL QUERY : prints the instant query's result as JSON
+# ({"status":..., "data":{"result":[...]}}).
+prom_query() {
+    python3 - "$1" "$2" <<'PY' || fail "Prometheus query failed: $2"
+import sys, urllib.parse, urllib.request, urllib.error
+url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+try:
+    body = urllib.request.urlopen(url, timeout=10).read()
+except urllib.error.HTTPError as e:
+    body = e.read()
+sys.stdout.buffer.write(body)
+PY
+}
+
+# prom_value PROM_URL QUERY : the single scalar/vector value of a query, or
+# "none" when the result is empty.
+prom_value() {
+    prom_query "$1" "$2" | jq -r 'if .status != "success" then "error: " + (.error // "?")
+        elif (.data.result | length) == 0 then "none"
+        elif .data.resultType == "scalar" then .data.result[1]
+        else .data.result[0].value[1] end'
+}
