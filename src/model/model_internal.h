@@ -67,8 +67,7 @@ const char *ks_link_name(ks_link_t link);
 
 typedef struct ks_tnode {
     union {
-        double threshold;   /* numerical split */
-        double leaf;        /* leaf value (single-output trees) */
+        double threshold;   /* numerical split (+inf at leaves, see below) */
         struct {
             uint32_t offset;   /* into cat_words */
             uint16_t n_words;  /* bitset length in 32-bit words */
@@ -76,9 +75,17 @@ typedef struct ks_tnode {
         } cat;
     } v;
     uint32_t feature;   /* feature index | KS_TN_* flags */
-    uint32_t next;      /* split: index of the left child (right = next + 1);
-                           vector leaf: offset of its values in leaf_values */
+    uint32_t next;      /* index of the left child (right = next + 1) */
 } ks_tnode_t;
+
+/* A leaf is a node that loops to itself: threshold +inf, default left, next =
+ * its own index, so a walk of exactly `tree_depth` steps ends on the leaf
+ * whatever path it took (no data-dependent loop exit, no misprediction). Its
+ * value lives in leaf_slot[node index]. */
+typedef union ks_leafslot {
+    double value;       /* single-output trees */
+    uint64_t offset;    /* vector leaves: offset into leaf_values */
+} ks_leafslot_t;
 
 /* Input comparison precision. */
 typedef enum {
@@ -129,9 +136,11 @@ typedef struct ks_ensemble {
     size_t n_trees, trees_cap;
     uint32_t *tree_root;    /* node index of each tree's root */
     uint32_t *tree_group;   /* raw column each tree adds to (leaf_width == 1) */
+    uint32_t *tree_depth;   /* steps from the root to the deepest leaf */
     size_t max_depth;
 
     ks_tnode_t *nodes;
+    ks_leafslot_t *leaf_slot;   /* per node, meaningful at leaves */
     size_t n_nodes, nodes_cap;
     double *leaf_values;
     size_t n_leaf_values, leaf_values_cap;

@@ -14,8 +14,10 @@
  * the block is first copied with every value rounded to float32 (that is
  * what XGBoost's DMatrix and scikit-learn's tree input validation do); then
  * each tree is walked for every row of the block while its nodes are in
- * cache, and its leaf value added to the row's raw score. Up to four rows are
- * walked in lockstep, which hides the latency of each dependent node load.
+ * cache, and its leaf value added to the row's raw score. Eight rows are
+ * walked in lockstep for a fixed number of steps (the tree's depth; leaves
+ * loop to themselves), which hides the latency of each dependent node load
+ * and leaves no data-dependent branch to mispredict.
  * LightGBM ensembles (zero_band) get a copy too, with |x| <= 1e-35f read as
  * 0.0, as LightGBM's own predict does when it turns a dense row into its
  * sparse (index, value) form.
@@ -56,7 +58,9 @@ void ks_ensemble_free(ks_ensemble_t *e)
     free(e->base);
     free(e->tree_root);
     free(e->tree_group);
+    free(e->tree_depth);
     free(e->nodes);
+    free(e->leaf_slot);
     free(e->leaf_values);
     free(e->cat_words);
     free(e);
@@ -194,19 +198,23 @@ int ks_ensemble_add_tree(ks_ensemble_t *e, const ks_tree_node_spec_t *spec, size
         goto out;
     }
     e->tree_group = ks_xrealloc(e->tree_group, e->trees_cap * sizeof(uint32_t));
+    e->tree_depth = ks_xrealloc(e->tree_depth, e->trees_cap * sizeof(uint32_t));
+    e->leaf_slot = ks_xrealloc(e->leaf_slot, e->nodes_cap * sizeof(ks_leafslot_t));
     size_t next_child = 1;
     for (size_t s = 0; s < n_slots; s++) {
         const ks_tree_node_spec_t *n = &spec[slot_src[s]];
         ks_tnode_t *o = &e->nodes[base + s];
         memset(o, 0, sizeof(*o));
         if (n->kind == KS_SPLIT_LEAF) {
-            o->feature = KS_TN_LEAF;
+            o->feature = KS_TN_LEAF | KS_TN_DEFLEFT;
+            o->v.threshold = INFINITY;
+            o->next = (uint32_t)(base + s);
             if (e->leaf_width > 1) {
-                o->next = (uint32_t)e->n_leaf_values;
+                e->leaf_slot[base + s].offset = e->n_leaf_values;
                 memcpy(e->leaf_values + e->n_leaf_values, n->leaf_vec, e->leaf_width * sizeof(double));
                 e->n_leaf_values += e->leaf_width;
             } else {
-                o->v.leaf = n->leaf;
+                e->leaf_slot[base + s].value = n->leaf;
             }
             continue;
         }
@@ -236,6 +244,7 @@ int ks_ensemble_add_tree(ks_ensemble_t *e, const ks_tree_node_spec_t *spec, size
     e->n_nodes = base + n_spec;
     e->tree_root[t] = (uint32_t)base;
     e->tree_group[t] = (uint32_t)(e->leaf_width == 1 ? group : 0);
+    e->tree_depth[t] = (uint32_t)max_depth;
     e->n_trees = t + 1;
     if (max_depth > e->max_depth)
         e->max_depth = max_depth;
@@ -297,39 +306,97 @@ static inline uint32_t step(const ks_tnode_t *nodes, uint32_t i, const double *r
     return n->next + right;
 }
 
-static inline uint32_t walk(const ks_tnode_t *nodes, uint32_t i, const double *row, const uint32_t *cat_words)
-{
-    while (!(nodes[i].feature & KS_TN_LEAF))
-        i = step(nodes, i, row, cat_words);
-    return i;
-}
-
-/* Walks rows [0, n) of a block (row stride nf) through one tree, returning
- * leaf node indices in leaves[]. Four rows at a time in lockstep. */
-static void walk_block(const ks_tnode_t *nodes, uint32_t root, const double *rows, size_t nf, size_t n,
-                       const uint32_t *cat_words, uint32_t *leaves)
+/* Walks rows [0, n) of a block (row stride nf) through one tree of the
+ * given depth, returning leaf node indices in leaves[]. Every row takes
+ * exactly `depth` steps (leaves loop to themselves), eight rows in lockstep:
+ * eight independent dependency chains keep the core busy while each node
+ * load is in flight, and nothing in the loop depends on the data but the
+ * node indices. */
+static void walk_block(const ks_tnode_t *nodes, uint32_t root, uint32_t depth, const double *rows, size_t nf,
+                       size_t n, const uint32_t *cat_words, uint32_t *leaves)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        const double *x0 = rows + r * nf, *x1 = x0 + nf, *x2 = x1 + nf, *x3 = x2 + nf;
-        uint32_t i0 = root, i1 = root, i2 = root, i3 = root;
-        for (;;) {
-            uint32_t l0 = nodes[i0].feature & KS_TN_LEAF, l1 = nodes[i1].feature & KS_TN_LEAF;
-            uint32_t l2 = nodes[i2].feature & KS_TN_LEAF, l3 = nodes[i3].feature & KS_TN_LEAF;
-            if (l0 | l1 | l2 | l3)
-                break;
-            i0 = step(nodes, i0, x0, cat_words);
-            i1 = step(nodes, i1, x1, cat_words);
-            i2 = step(nodes, i2, x2, cat_words);
-            i3 = step(nodes, i3, x3, cat_words);
+    for (; r + 8 <= n; r += 8) {
+        const double *x = rows + r * nf;
+        uint32_t i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root;
+        for (uint32_t d = 0; d < depth; d++) {
+            i0 = step(nodes, i0, x, cat_words);
+            i1 = step(nodes, i1, x + nf, cat_words);
+            i2 = step(nodes, i2, x + 2 * nf, cat_words);
+            i3 = step(nodes, i3, x + 3 * nf, cat_words);
+            i4 = step(nodes, i4, x + 4 * nf, cat_words);
+            i5 = step(nodes, i5, x + 5 * nf, cat_words);
+            i6 = step(nodes, i6, x + 6 * nf, cat_words);
+            i7 = step(nodes, i7, x + 7 * nf, cat_words);
         }
-        leaves[r] = walk(nodes, i0, x0, cat_words);
-        leaves[r + 1] = walk(nodes, i1, x1, cat_words);
-        leaves[r + 2] = walk(nodes, i2, x2, cat_words);
-        leaves[r + 3] = walk(nodes, i3, x3, cat_words);
+        leaves[r] = i0, leaves[r + 1] = i1, leaves[r + 2] = i2, leaves[r + 3] = i3;
+        leaves[r + 4] = i4, leaves[r + 5] = i5, leaves[r + 6] = i6, leaves[r + 7] = i7;
     }
-    for (; r < n; r++)
-        leaves[r] = walk(nodes, root, rows + r * nf, cat_words);
+    for (; r < n; r++) {
+        const double *x = rows + r * nf;
+        uint32_t i = root;
+        for (uint32_t d = 0; d < depth; d++)
+            i = step(nodes, i, x, cat_words);
+        leaves[r] = i;
+    }
+}
+
+/* Adds one tree's leaf for row r into the accumulators. */
+static inline void add_leaf(const ks_ensemble_t *e, size_t t, uint32_t leaf, size_t r, double *raw, float *facc)
+{
+    size_t G = e->n_raw;
+    if (e->leaf_width == 1) {
+        size_t g = e->tree_group[t];
+        if (e->acc_f32)
+            facc[r * G + g] += (float)e->leaf_slot[leaf].value;
+        else
+            raw[r * G + g] += e->leaf_slot[leaf].value;
+    } else {
+        const double *lv = e->leaf_values + e->leaf_slot[leaf].offset;
+        for (size_t g = 0; g < G; g++)
+            raw[r * G + g] += lv[g];
+    }
+}
+
+/* Few rows: walk eight trees in lockstep for one row instead (the same
+ * latency hiding across trees), then add the leaves in tree order. */
+static void trees_for_row(const ks_ensemble_t *e, const double *x, size_t r, double *raw, float *facc)
+{
+    const ks_tnode_t *nodes = e->nodes;
+    const uint32_t *cw = e->cat_words;
+    size_t t = 0;
+    for (; t + 8 <= e->n_trees; t += 8) {
+        const uint32_t *root = e->tree_root + t, *dep = e->tree_depth + t;
+        uint32_t i0 = root[0], i1 = root[1], i2 = root[2], i3 = root[3];
+        uint32_t i4 = root[4], i5 = root[5], i6 = root[6], i7 = root[7];
+        uint32_t depth = dep[0];
+        for (int k = 1; k < 8; k++)
+            depth = dep[k] > depth ? dep[k] : depth;
+        for (uint32_t d = 0; d < depth; d++) {
+            i0 = step(nodes, i0, x, cw);
+            i1 = step(nodes, i1, x, cw);
+            i2 = step(nodes, i2, x, cw);
+            i3 = step(nodes, i3, x, cw);
+            i4 = step(nodes, i4, x, cw);
+            i5 = step(nodes, i5, x, cw);
+            i6 = step(nodes, i6, x, cw);
+            i7 = step(nodes, i7, x, cw);
+        }
+        add_leaf(e, t, i0, r, raw, facc);
+        add_leaf(e, t + 1, i1, r, raw, facc);
+        add_leaf(e, t + 2, i2, r, raw, facc);
+        add_leaf(e, t + 3, i3, r, raw, facc);
+        add_leaf(e, t + 4, i4, r, raw, facc);
+        add_leaf(e, t + 5, i5, r, raw, facc);
+        add_leaf(e, t + 6, i6, r, raw, facc);
+        add_leaf(e, t + 7, i7, r, raw, facc);
+    }
+    for (; t < e->n_trees; t++) {
+        uint32_t i = e->tree_root[t];
+        for (uint32_t d = 0; d < e->tree_depth[t]; d++)
+            i = step(nodes, i, x, cw);
+        add_leaf(e, t, i, r, raw, facc);
+    }
 }
 
 /* Raw scores of one block of rows into raw (n x n_raw). */
@@ -348,23 +415,14 @@ static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, doub
             for (size_t g = 0; g < G; g++)
                 raw[r * G + g] = e->tree_div == 1.0 ? e->base[g] : 0.0;
     }
-    for (size_t t = 0; t < e->n_trees; t++) {
-        walk_block(nodes, e->tree_root[t], rows, nf, n, e->cat_words, leaves);
-        if (e->leaf_width == 1) {
-            size_t g = e->tree_group[t];
-            if (e->acc_f32) {
-                for (size_t r = 0; r < n; r++)
-                    facc[r * G + g] += (float)nodes[leaves[r]].v.leaf;
-            } else {
-                for (size_t r = 0; r < n; r++)
-                    raw[r * G + g] += nodes[leaves[r]].v.leaf;
-            }
-        } else {
-            for (size_t r = 0; r < n; r++) {
-                const double *lv = e->leaf_values + nodes[leaves[r]].next;
-                for (size_t g = 0; g < G; g++)
-                    raw[r * G + g] += lv[g];
-            }
+    if (n < 8) {
+        for (size_t r = 0; r < n; r++)
+            trees_for_row(e, rows + r * nf, r, raw, facc);
+    } else {
+        for (size_t t = 0; t < e->n_trees; t++) {
+            walk_block(nodes, e->tree_root[t], e->tree_depth[t], rows, nf, n, e->cat_words, leaves);
+            for (size_t r = 0; r < n; r++)
+                add_leaf(e, t, leaves[r], r, raw, facc);
         }
     }
     if (e->acc_f32) {
