@@ -29,7 +29,7 @@
 
 #define KS_MAX_FEATURES   1000000
 #define KS_MAX_CLASSES    4096
-#define KS_MLP_MAX_WIDTH  2048
+#define KS_MLP_MAX_WIDTH  1024
 #define KS_MLP_MAX_LAYERS 64
 #define KS_ROWS_SCRATCH   4096
 
@@ -335,36 +335,73 @@ static void activate(activation_t a, double *v, size_t n)
     }
 }
 
-/* One dense layer for one row: out = bias + x . W, as an axpy over W's rows
- * so the inner loop runs over contiguous weights (and vectorises). */
-static void dense(const mlp_layer_t *ly, const double *restrict x, double *restrict out)
+#define MLP_ROWS 4   /* rows computed together: each weight row is loaded once per MLP_ROWS rows */
+
+/* One dense layer for n <= MLP_ROWS rows: out[r] = bias + x[r] . W, as axpys
+ * over W's rows so the inner loop runs over contiguous weights and
+ * vectorises. Every output element is computed by the same sequence of
+ * operations whatever n is, so results do not depend on the batch size.
+ * Built twice (AVX2 and baseline), picked at load time by the dynamic linker. */
+#if defined(__clang__)
+#define KS_VECTORIZE /* clang vectorises at -O2 */
+#else
+#define KS_VECTORIZE __attribute__((optimize("tree-vectorize")))
+#endif
+__attribute__((target_clones("avx2", "default"))) KS_VECTORIZE
+static void dense(const mlp_layer_t *ly, const double *restrict x, size_t x_stride, size_t n,
+                  double *restrict out, size_t out_stride)
 {
     size_t n_out = ly->n_out;
-    memcpy(out, ly->bias, n_out * sizeof(double));
-    for (size_t i = 0; i < ly->n_in; i++) {
-        const double xi = x[i];
-        const double *restrict w = ly->weights + i * n_out;
-        for (size_t j = 0; j < n_out; j++)
-            out[j] += xi * w[j];
+    for (size_t r = 0; r < n; r++)
+        memcpy(out + r * out_stride, ly->bias, n_out * sizeof(double));
+    if (n == MLP_ROWS) {
+        double *restrict o0 = out, *restrict o1 = out + out_stride;
+        double *restrict o2 = out + 2 * out_stride, *restrict o3 = out + 3 * out_stride;
+        for (size_t i = 0; i < ly->n_in; i++) {
+            const double x0 = x[i], x1 = x[x_stride + i], x2 = x[2 * x_stride + i], x3 = x[3 * x_stride + i];
+            const double *restrict w = ly->weights + i * n_out;
+            for (size_t j = 0; j < n_out; j++) {
+                o0[j] += x0 * w[j];
+                o1[j] += x1 * w[j];
+                o2[j] += x2 * w[j];
+                o3[j] += x3 * w[j];
+            }
+        }
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        double *restrict o = out + r * out_stride;
+        for (size_t i = 0; i < ly->n_in; i++) {
+            const double xi = x[r * x_stride + i];
+            const double *restrict w = ly->weights + i * n_out;
+            for (size_t j = 0; j < n_out; j++)
+                o[j] += xi * w[j];
+        }
     }
 }
 
 static void predict_mlp(const kscore_impl_t *k, const double *X, size_t n, double *out)
 {
-    double a[KS_MLP_MAX_WIDTH], b[KS_MLP_MAX_WIDTH];
+    double a[MLP_ROWS * KS_MLP_MAX_WIDTH], b[MLP_ROWS * KS_MLP_MAX_WIDTH];
     size_t n_out = ks_link_n_outputs(k->link, k->n_raw);
-    for (size_t r = 0; r < n; r++) {
-        const double *in = X + r * k->n_features;
+    for (size_t r0 = 0; r0 < n; r0 += MLP_ROWS) {
+        size_t nr = n - r0 < MLP_ROWS ? n - r0 : MLP_ROWS;
+        const double *in = X + r0 * k->n_features;
+        size_t in_stride = k->n_features;
         double *cur = a, *other = b;
         for (size_t l = 0; l < k->n_layers; l++) {
-            dense(&k->layers[l], in, cur);
+            const mlp_layer_t *ly = &k->layers[l];
+            dense(ly, in, in_stride, nr, cur, KS_MLP_MAX_WIDTH);
             if (l + 1 < k->n_layers)
-                activate(k->hidden, cur, k->layers[l].n_out);
+                for (size_t r = 0; r < nr; r++)
+                    activate(k->hidden, cur + r * KS_MLP_MAX_WIDTH, ly->n_out);
             in = cur;
+            in_stride = KS_MLP_MAX_WIDTH;
             cur = other;
             other = (double *)in;
         }
-        ks_link_apply(k->link, 1.0, in, k->n_raw, out + r * n_out);
+        for (size_t r = 0; r < nr; r++)
+            ks_link_apply(k->link, 1.0, in + r * KS_MLP_MAX_WIDTH, k->n_raw, out + (r0 + r) * n_out);
     }
 }
 
