@@ -50,7 +50,7 @@ static void lgb_free(void *p)
 
 static int lgb_probe(const char *buf, size_t len)
 {
-    if (len < 5 || memcmp(buf, "tree", 4) != 0 || (buf[4] != '\n' && buf[4] != '\r'))
+    if (!buf || len < 5 || memcmp(buf, "tree", 4) != 0 || (buf[4] != '\n' && buf[4] != '\r'))
         return 0;
     size_t scan = len < 4096 ? len : 4096;
     return memmem(buf, scan, "\nversion=", 9) != NULL || memmem(buf, scan, "\nnum_class=", 11) != NULL;

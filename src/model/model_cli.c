@@ -80,8 +80,15 @@ static int flush_rows(const ks_model_t *m, const double *X, size_t n, double *Y,
     if (rc)
         return rc;
     for (size_t r = 0; r < n; r++) {
-        for (size_t k = 0; k < m->n_outputs; k++)
-            fprintf(out, k ? ",%.17g" : "%.17g", Y[r * m->n_outputs + k]);
+        for (size_t k = 0; k < m->n_outputs; k++) {
+            double v = Y[r * m->n_outputs + k];
+            if (k)
+                fputc(',', out);
+            if (isnan(v))
+                fputs("nan", out); /* not "-nan": the sign of a NaN means nothing */
+            else
+                fprintf(out, "%.17g", v);
+        }
         fputc('\n', out);
     }
     return ferror(out) ? KS_EIO : KS_OK;

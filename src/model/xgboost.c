@@ -49,6 +49,8 @@ static void xgb_free(void *p)
 static int xgb_probe(const char *buf, size_t len)
 {
     size_t i = 0;
+    if (!buf)
+        return 0;
     while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
         i++;
     if (i >= len || buf[i] != '{')

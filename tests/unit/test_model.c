@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "model/model_cli.h"
 #include "test.h"
 #include "util/sha256.h"
 
@@ -300,6 +301,127 @@ static void test_load_file(void)
     CHECK_CONTAINS(err, "/nonexistent/model.json");
 }
 
+static void test_predict_csv(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"linear\", \"feature_names\": [\"a\", \"b\"], \"classes\": [0, 1],"
+        "\"linear\": {\"coef\": [[0.5, -1.0]], \"intercept\": [0.25], \"link\": \"logistic\"}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    /* columns in another order, an extra column, a blank line */
+    const char *csv = "id, b ,a\n7,1,2\n\n8,0,0\n";
+    FILE *in = fmemopen((void *)csv, strlen(csv), "r");
+    char *outbuf = NULL;
+    size_t outlen = 0;
+    FILE *out = open_memstream(&outbuf, &outlen);
+    CHECK_EQ_INT(ks_model_predict_csv(m, in, out, err, sizeof(err)), 0);
+    fclose(in);
+    fclose(out);
+    CHECK_EQ_STR(outbuf, "0.43782349911420193,0.56217650088579807\n0.43782349911420193,0.56217650088579807\n");
+    free(outbuf);
+
+    /* an empty cell is missing (NaN propagates in a linear model) */
+    csv = "a,b\n,1\n";
+    in = fmemopen((void *)csv, strlen(csv), "r");
+    out = open_memstream(&outbuf, &outlen);
+    CHECK_EQ_INT(ks_model_predict_csv(m, in, out, err, sizeof(err)), 0);
+    fclose(in);
+    fclose(out);
+    CHECK_EQ_STR(outbuf, "nan,nan\n");
+    free(outbuf);
+
+    /* a missing column and a bad number are refused with the line */
+    const char *bad[][2] = {{"a,c\n1,2\n", "no column 'b'"}, {"a,b\n1,x\n", "line 2"},
+                            {"a,b\n1\n", "line 2: 1 fields"}, {"\n\n", "empty"}};
+    for (size_t i = 0; i < 4; i++) {
+        in = fmemopen((void *)bad[i][0], strlen(bad[i][0]), "r");
+        out = open_memstream(&outbuf, &outlen);
+        err[0] = 0;
+        CHECK(ks_model_predict_csv(m, in, out, err, sizeof(err)) != 0);
+        CHECK_CONTAINS(err, bad[i][1]);
+        fclose(in);
+        fclose(out);
+        free(outbuf);
+    }
+
+    out = open_memstream(&outbuf, &outlen);
+    CHECK_EQ_INT(ks_model_describe(m, out), 0);
+    fclose(out);
+    CHECK_CONTAINS(outbuf, "task: classification");
+    CHECK_CONTAINS(outbuf, "  1: b");
+    CHECK_CONTAINS(outbuf, "version: sha256:");
+    free(outbuf);
+    ks_model_unref(m);
+}
+
+/* Hand-written XGBoost and LightGBM files: semantics at the threshold and
+ * the refusals that need a message. */
+static void test_xgboost_lightgbm_small(void)
+{
+    char err[512] = "";
+    ks_model_t *m = NULL;
+    /* one stump: x < 0.5 (float) left -> -1, else +1; missing goes right; base_score 0.5 */
+    const char *xgb =
+        "{\"learner\": {\"feature_names\": [\"x\"], \"gradient_booster\": {\"model\": {\"trees\": [{"
+        "\"left_children\": [1, -1, -1], \"right_children\": [2, -1, -1], \"split_indices\": [0, 0, 0],"
+        "\"split_conditions\": [0.5, -1, 1], \"default_left\": [0, 0, 0], \"split_type\": [%d, 0, 0],"
+        "\"tree_param\": {\"num_nodes\": \"3\", \"size_leaf_vector\": \"1\"}}], \"tree_info\": [0]},"
+        "\"name\": \"gbtree\"}, \"learner_model_param\": {\"base_score\": \"[5E-1]\", \"num_class\": \"0\","
+        "\"num_feature\": \"1\", \"num_target\": \"1\"}, \"objective\": {\"name\": \"%s\"}},"
+        "\"version\": [3, 2, 0]}";
+    char buf[2048];
+    snprintf(buf, sizeof(buf), xgb, 0, "reg:squarederror");
+    CHECK_EQ_INT(ks_model_load_buffer("x.json", buf, strlen(buf), &m, err, sizeof(err)), 0);
+    if (m) {
+        double X[] = {0.5, 0.49999997, NAN, 0.4999999999};
+        double y[4];
+        CHECK_EQ_INT(ks_model_predict(m, X, 4, y), 0);
+        CHECK_NEAR(y[0], 1.5, 0);   /* 0.5 < 0.5 is false */
+        CHECK_NEAR(y[1], -0.5, 0);  /* the float just below 0.5 */
+        CHECK_NEAR(y[2], 1.5, 0);   /* missing -> default (right) */
+        CHECK_NEAR(y[3], 1.5, 0);   /* rounds to 0.5f first, as XGBoost's float input */
+        CHECK_EQ_STR(m->source, "xgboost 3.2.0");
+        ks_model_unref(m);
+    }
+    snprintf(buf, sizeof(buf), xgb, 1, "reg:squarederror");
+    CHECK(ks_model_load_buffer("x.json", buf, strlen(buf), &m, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "categorical splits");
+    snprintf(buf, sizeof(buf), xgb, 0, "binary:hinge");
+    CHECK(ks_model_load_buffer("x.json", buf, strlen(buf), &m, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "binary:hinge");
+
+    /* LightGBM: one split at 0.5 on x (missing type NaN, default left), binary */
+    const char *lgb = "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n"
+        "max_feature_idx=0\nobjective=binary sigmoid:1\nfeature_names=x\n\n"
+        "Tree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=0.5\ndecision_type=%d\n"
+        "left_child=-1\nright_child=%s\nleaf_value=-1 1\nshrinkage=1\n\n\nend of trees\n";
+    snprintf(buf, sizeof(buf), lgb, 10, "-2");
+    CHECK_EQ_INT(ks_model_load_buffer("l.txt", buf, strlen(buf), &m, err, sizeof(err)), 0);
+    if (m) {
+        double X[] = {0.5, 0.50000000000000011, NAN};
+        double y[6];
+        CHECK_EQ_INT(ks_model_predict(m, X, 3, y), 0);
+        CHECK_NEAR(y[1], 1 / (1 + exp(1.0)), 1e-15);  /* 0.5 <= 0.5 left */
+        CHECK_NEAR(y[3], 1 / (1 + exp(-1.0)), 1e-15); /* just above: right */
+        CHECK_NEAR(y[5], 1 / (1 + exp(1.0)), 1e-15);  /* NaN: default left */
+        CHECK_EQ_INT(m->n_classes, 2);
+        ks_model_unref(m);
+    }
+    snprintf(buf, sizeof(buf), lgb, 10, "0"); /* right child = the root: a cycle */
+    CHECK(ks_model_load_buffer("l.txt", buf, strlen(buf), &m, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "reached twice");
+    snprintf(buf, sizeof(buf), lgb, 10, "-9");
+    CHECK(ks_model_load_buffer("l.txt", buf, strlen(buf), &m, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "out of range");
+    snprintf(buf, sizeof(buf), lgb, 10, "-2");
+    buf[strlen(buf) - 14] = '\0'; /* truncated before "end of trees" */
+    CHECK(ks_model_load_buffer("l.txt", buf, strlen(buf), &m, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "truncated");
+}
+
 int main(void)
 {
     RUN(test_sha256);
@@ -312,5 +434,7 @@ int main(void)
     RUN(test_refcount);
     RUN(test_refusals);
     RUN(test_load_file);
+    RUN(test_predict_csv);
+    RUN(test_xgboost_lightgbm_small);
     return test_summary();
 }
