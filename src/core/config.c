@@ -61,7 +61,8 @@ static const config_key_t config_keys[] = {
     {"batch.max_size", CT_INT, OFF(batch_max_size), NOHAS, 0, "500", 1, 100000, NULL,
      "Events per micro-batch at most."},
     {"batch.max_wait_ms", CT_INT, OFF(batch_max_wait_ms), NOHAS, 0, "5", 0, 60000, NULL,
-     "Longest time the first event of a batch waits for the batch to fill."},
+     "Longest time the first event of a batch waits for more events when the consumer has "
+     "none buffered (buffered events are always taken at once); 0 = never wait."},
     {"commit.interval_ms", CT_INT, OFF(commit_interval_ms), NOHAS, 0, "1000", 10, 3600000, NULL,
      "How often acknowledged offsets are committed (also on rebalance and shutdown)."},
     {"shutdown.timeout_ms", CT_INT, OFF(shutdown_timeout_ms), NOHAS, 0, "10000", 0, 600000, NULL,

@@ -4,8 +4,9 @@
  * backpressure, rebalances and graceful shutdown.
  *
  * The loop, per batch:
- *   1. gather up to batch.max_size records, waiting at most batch.max_wait_ms
- *      after the first one;
+ *   1. gather up to batch.max_size records: all the consumer has buffered,
+ *      waiting for more only while none are buffered and at most
+ *      batch.max_wait_ms after the first one;
  *   2. score them (core/scorer.c: no I/O);
  *   3. produce one record per event: the prediction to output.topic, or the
  *      original record with error headers to dead_letter.topic; each carries
@@ -479,31 +480,35 @@ static void *worker_main(void *arg)
                 serve_consumer(w);
             }
         } else {
-            /* gather */
+            /* gather: take what the consumer has buffered without waiting;
+             * wait (until the batch's max_wait) only when nothing is buffered.
+             * Busy streams get full batches, quiet ones no added latency
+             * beyond max_wait (0 = never wait). */
             size_t before = w->n_msgs;
             take_stash(w);
             if (before == 0 && w->n_msgs)
                 first_ns = ks_now_mono_ns();
-            int timeout_ms = 100;
-            if (w->n_msgs) {
-                int64_t left = first_ns + wait_ns - ks_now_mono_ns();
-                timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
-            }
-            if (w->n_msgs < w->cap && (w->n_msgs == 0 || timeout_ms > 0)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout_ms);
-                if (m && m->err) {
+            for (size_t k = 0; w->n_msgs < w->cap && k < w->cap && !w->p->stop; k++) {
+                rd_kafka_message_t *m =
+                    rd_kafka_consumer_poll(w->consumer, w->n_msgs ? 0 : 100);
+                if (!m && w->n_msgs) {
+                    int64_t left = first_ns + wait_ns - ks_now_mono_ns();
+                    if (left > 0)
+                        m = rd_kafka_consumer_poll(w->consumer, (int)((left + 999999) / 1000000));
+                }
+                if (!m)
+                    break;
+                if (m->err) {
                     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         ks_warn("%s: consumer: %s", w->name, rd_kafka_message_errstr(m));
                     rd_kafka_message_destroy(m);
-                } else if (m) {
-                    add_to_batch(w, m);
-                    if (w->n_msgs == 1)
-                        first_ns = ks_now_mono_ns();
+                    continue;
                 }
+                add_to_batch(w, m);
+                if (w->n_msgs == 1)
+                    first_ns = ks_now_mono_ns();
             }
-            int full = w->n_msgs >= w->cap;
-            int due = w->n_msgs && ks_now_mono_ns() - first_ns >= wait_ns;
-            if (full || due)
+            if (w->n_msgs && !w->scored)
                 process_batch(w);
         }
 
