@@ -18,6 +18,10 @@
  * read back afterwards and rated without a consumer competing for the CPU
  * while the pipeline runs. If records carry kscore's in-process `latency_ms`,
  * its percentiles are reported too (the pipeline's own share of the time).
+ * The output record's create timestamp (set when the pipeline called
+ * produce, in ms) splits each latency in two: stamp -> produce (generator
+ * linger, broker, the pipeline's fetch, batching and scoring) and produce ->
+ * arrival (the pipeline's producer linger, broker, our fetch).
  *
  * Usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]
  *                    [--expect N | --expect-file F] [--ready-after N]
@@ -231,7 +235,7 @@ int main(int argc, char **argv)
     char err[512], pat[128];
     int rc = 1;
     rd_kafka_t *rk = NULL;
-    ks_hist_t lat = {0}, inproc = {0};
+    ks_hist_t lat = {0}, inproc = {0}, before = {0}, after = {0};
     uint64_t records = 0, no_stamp = 0, in_window = 0;
     int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
     int64_t arr_first = 0, arr_last = 0;
@@ -242,7 +246,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int pat_len = snprintf(pat, sizeof(pat), "\"%s\":", o.field);
-    if (ks_hist_init(&lat) || ks_hist_init(&inproc)) {
+    if (ks_hist_init(&lat) || ks_hist_init(&inproc) || ks_hist_init(&before) ||
+        ks_hist_init(&after)) {
         fprintf(stderr, "e2e-latency: out of memory\n");
         return 1;
     }
@@ -318,6 +323,11 @@ int main(int argc, char **argv)
         } else if ((int64_t)stamp >= o.from_us && (int64_t)stamp < o.to_us) {
             int64_t d = arrival - (int64_t)stamp;
             ks_hist_record(&lat, d > 0 ? (uint64_t)d : 0);
+            if (ts >= 0) { /* split at the pipeline's produce call (ms resolution) */
+                int64_t b = ts * 1000 - (int64_t)stamp, a = arrival - ts * 1000;
+                ks_hist_record(&before, b > 0 ? (uint64_t)b : 0);
+                ks_hist_record(&after, a > 0 ? (uint64_t)a : 0);
+            }
             if (secs) {
                 int64_t sec = ((int64_t)stamp - (o.from_us > 0 ? o.from_us : 0)) / 1000000;
                 if (o.from_us > 0 && sec >= 0 && sec < SERIES_MAX) {
@@ -353,6 +363,8 @@ int main(int argc, char **argv)
            "\"p999_ms\":%.3f,\"p9999_ms\":%.3f,\"max_ms\":%.3f,\"min_ms\":%.3f,"
            "\"mean_ms\":%.3f,\"clamped\":%llu,"
            "\"inproc_p50_ms\":%.3f,\"inproc_p99_ms\":%.3f,\"inproc_max_ms\":%.3f,"
+           "\"to_produce_p50_ms\":%.3f,\"to_produce_p99_ms\":%.3f,"
+           "\"after_produce_p50_ms\":%.3f,\"after_produce_p99_ms\":%.3f,"
            "\"arrival_rate\":%.0f,\"ts_first_ms\":%lld,\"ts_last_ms\":%lld,"
            "\"ts_rate\":%.0f}\n",
            o.topic, rc == 0 ? "true" : "false", (unsigned long long)records,
@@ -364,6 +376,8 @@ int main(int argc, char **argv)
            ms(lat.n ? lat.min : 0), lat.n ? lat.sum / (double)lat.n / 1000.0 : 0,
            (unsigned long long)lat.clamped, ms(ks_hist_quantile(&inproc, 0.5)),
            ms(ks_hist_quantile(&inproc, 0.99)), ms(inproc.n ? inproc.max : 0),
+           ms(ks_hist_quantile(&before, 0.5)), ms(ks_hist_quantile(&before, 0.99)),
+           ms(ks_hist_quantile(&after, 0.5)), ms(ks_hist_quantile(&after, 0.99)),
            span_s > 0 ? (double)(in_window - 1) / span_s : 0,
            (long long)(ts_min == INT64_MAX ? 0 : ts_min),
            (long long)(ts_max == INT64_MIN ? 0 : ts_max),
@@ -399,5 +413,7 @@ out:
     }
     ks_hist_free(&lat);
     ks_hist_free(&inproc);
+    ks_hist_free(&before);
+    ks_hist_free(&after);
     return rc;
 }
