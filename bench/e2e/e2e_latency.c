@@ -28,6 +28,7 @@
  *                    [--timeout S] [--grace S] [--spectrum FILE] [--series FILE]
  * --series writes, per second of send stamps in the window, the count, p50,
  * p99 and max latency: to see whether a tail is steady or one stall.
+ *        e2e-latency --self-test      checks the histogram against exact quantiles
  * Exit: 0 all expected records seen, 1 timeout or Kafka error, 2 bad usage.
  */
 #ifndef _GNU_SOURCE
@@ -98,6 +99,47 @@ static int read_expect_file(const char *path, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --self-test: the histogram's quantiles against exact ones over a million
+ * log-normal values (1 us .. minutes): never below the exact value, and above
+ * it by at most one bucket (0.1%). */
+static int self_test(void)
+{
+    enum { N = 1000000 };
+    static const double qs[] = {0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0};
+    uint64_t *v = malloc(N * sizeof(*v)), s = 42;
+    ks_hist_t h;
+    int bad = 0;
+    if (!v || ks_hist_init(&h))
+        return 1;
+    for (int i = 0; i < N; i++) {
+        double g = 0; /* sum of 12 uniforms - 6: about N(0,1) */
+        for (int k = 0; k < 12; k++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            g += (double)(s >> 11) / 9007199254740992.0;
+        }
+        v[i] = (uint64_t)exp(8.0 + 2.5 * (g - 6.0));
+        ks_hist_record(&h, v[i]);
+    }
+    qsort(v, N, sizeof(*v), cmp_u64);
+    for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+        size_t rank = (size_t)ceil(qs[k] * N);
+        uint64_t exact = v[rank ? rank - 1 : 0], got = ks_hist_quantile(&h, qs[k]);
+        int ok = got >= exact && (double)got <= (double)exact * (1.0 + 1.0 / KS_HIST_SUB) + 1;
+        printf("%s q=%-7g exact=%llu hist=%llu\n", ok ? "ok  " : "FAIL", qs[k],
+               (unsigned long long)exact, (unsigned long long)got);
+        bad |= !ok;
+    }
+    ks_hist_free(&h);
+    free(v);
+    return bad;
 }
 
 static void usage(void)
@@ -241,6 +283,8 @@ int main(int argc, char **argv)
     int64_t arr_first = 0, arr_last = 0;
     second_t *secs = NULL;
 
+    if (argc == 2 && !strcmp(argv[1], "--self-test"))
+        return self_test();
     if (parse(argc, argv, &o)) {
         usage();
         return 2;
