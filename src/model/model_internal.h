@@ -138,6 +138,7 @@ typedef struct ks_ensemble {
     uint32_t *tree_group;   /* raw column each tree adds to (leaf_width == 1) */
     uint32_t *tree_depth;   /* steps from the root to the deepest leaf */
     size_t max_depth;
+    int has_special;        /* any categorical or zero-as-missing node */
 
     ks_tnode_t *nodes;
     ks_leafslot_t *leaf_slot;   /* per node, meaningful at leaves */

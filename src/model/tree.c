@@ -226,9 +226,11 @@ int ks_ensemble_add_tree(ks_ensemble_t *e, const ks_tree_node_spec_t *spec, size
         if (n->kind == KS_SPLIT_NUM) {
             o->v.threshold = n->threshold;
         } else if (n->kind == KS_SPLIT_NUM_ZERO) {
+            e->has_special = 1;
             o->feature |= KS_TN_SPECIAL;
             o->v.threshold = n->threshold;
         } else {
+            e->has_special = 1;
             o->feature |= KS_TN_SPECIAL | KS_TN_CAT;
             o->v.cat.offset = (uint32_t)e->n_cat_words;
             o->v.cat.n_words = (uint16_t)n->cat_words;
@@ -293,17 +295,20 @@ static uint32_t special_right(const ks_tnode_t *n, uint32_t f, double x, const u
     return !bit_is_set(left, nw, (uint32_t)(int32_t)x);
 }
 
-static inline uint32_t step(const ks_tnode_t *nodes, uint32_t i, const double *row, const uint32_t *cat_words)
+/* One step of a walk. `special` is a compile-time constant at every call
+ * site: ensembles without categorical or zero-as-missing nodes run a loop
+ * without that test. A missing value takes a (rarely taken) branch. */
+static inline __attribute__((always_inline)) uint32_t step(const ks_tnode_t *nodes, uint32_t i, const double *row,
+                                                           const uint32_t *cat_words, int special)
 {
     const ks_tnode_t *n = nodes + i;
     uint32_t f = n->feature;
     double x = row[f & KS_TN_FMASK];
-    uint32_t right;
-    if (KS_UNLIKELY(f & KS_TN_SPECIAL))
-        right = special_right(n, f, x, cat_words);
-    else
-        right = (uint32_t)(x > n->v.threshold) | ((uint32_t)(x != x) & ~(f >> 30) & 1u);
-    return n->next + right;
+    if (special && KS_UNLIKELY(f & KS_TN_SPECIAL))
+        return n->next + special_right(n, f, x, cat_words);
+    if (KS_UNLIKELY(isnan(x)))
+        return n->next + !(f & KS_TN_DEFLEFT);
+    return n->next + (x > n->v.threshold);
 }
 
 /* Walks rows [0, n) of a block (row stride nf) through one tree of the
@@ -312,22 +317,23 @@ static inline uint32_t step(const ks_tnode_t *nodes, uint32_t i, const double *r
  * eight independent dependency chains keep the core busy while each node
  * load is in flight, and nothing in the loop depends on the data but the
  * node indices. */
-static void walk_block(const ks_tnode_t *nodes, uint32_t root, uint32_t depth, const double *rows, size_t nf,
-                       size_t n, const uint32_t *cat_words, uint32_t *leaves)
+static inline __attribute__((always_inline)) void walk_block(const ks_tnode_t *nodes, uint32_t root,
+                                                            uint32_t depth, const double *rows, size_t nf, size_t n,
+                                                            const uint32_t *cat_words, uint32_t *leaves, int special)
 {
     size_t r = 0;
     for (; r + 8 <= n; r += 8) {
         const double *x = rows + r * nf;
         uint32_t i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root;
         for (uint32_t d = 0; d < depth; d++) {
-            i0 = step(nodes, i0, x, cat_words);
-            i1 = step(nodes, i1, x + nf, cat_words);
-            i2 = step(nodes, i2, x + 2 * nf, cat_words);
-            i3 = step(nodes, i3, x + 3 * nf, cat_words);
-            i4 = step(nodes, i4, x + 4 * nf, cat_words);
-            i5 = step(nodes, i5, x + 5 * nf, cat_words);
-            i6 = step(nodes, i6, x + 6 * nf, cat_words);
-            i7 = step(nodes, i7, x + 7 * nf, cat_words);
+            i0 = step(nodes, i0, x, cat_words, special);
+            i1 = step(nodes, i1, x + nf, cat_words, special);
+            i2 = step(nodes, i2, x + 2 * nf, cat_words, special);
+            i3 = step(nodes, i3, x + 3 * nf, cat_words, special);
+            i4 = step(nodes, i4, x + 4 * nf, cat_words, special);
+            i5 = step(nodes, i5, x + 5 * nf, cat_words, special);
+            i6 = step(nodes, i6, x + 6 * nf, cat_words, special);
+            i7 = step(nodes, i7, x + 7 * nf, cat_words, special);
         }
         leaves[r] = i0, leaves[r + 1] = i1, leaves[r + 2] = i2, leaves[r + 3] = i3;
         leaves[r + 4] = i4, leaves[r + 5] = i5, leaves[r + 6] = i6, leaves[r + 7] = i7;
@@ -336,7 +342,7 @@ static void walk_block(const ks_tnode_t *nodes, uint32_t root, uint32_t depth, c
         const double *x = rows + r * nf;
         uint32_t i = root;
         for (uint32_t d = 0; d < depth; d++)
-            i = step(nodes, i, x, cat_words);
+            i = step(nodes, i, x, cat_words, special);
         leaves[r] = i;
     }
 }
@@ -360,7 +366,8 @@ static inline void add_leaf(const ks_ensemble_t *e, size_t t, uint32_t leaf, siz
 
 /* Few rows: walk eight trees in lockstep for one row instead (the same
  * latency hiding across trees), then add the leaves in tree order. */
-static void trees_for_row(const ks_ensemble_t *e, const double *x, size_t r, double *raw, float *facc)
+static inline __attribute__((always_inline)) void trees_for_row(const ks_ensemble_t *e, const double *x, size_t r,
+                                                               double *raw, float *facc, int special)
 {
     const ks_tnode_t *nodes = e->nodes;
     const uint32_t *cw = e->cat_words;
@@ -373,14 +380,14 @@ static void trees_for_row(const ks_ensemble_t *e, const double *x, size_t r, dou
         for (int k = 1; k < 8; k++)
             depth = dep[k] > depth ? dep[k] : depth;
         for (uint32_t d = 0; d < depth; d++) {
-            i0 = step(nodes, i0, x, cw);
-            i1 = step(nodes, i1, x, cw);
-            i2 = step(nodes, i2, x, cw);
-            i3 = step(nodes, i3, x, cw);
-            i4 = step(nodes, i4, x, cw);
-            i5 = step(nodes, i5, x, cw);
-            i6 = step(nodes, i6, x, cw);
-            i7 = step(nodes, i7, x, cw);
+            i0 = step(nodes, i0, x, cw, special);
+            i1 = step(nodes, i1, x, cw, special);
+            i2 = step(nodes, i2, x, cw, special);
+            i3 = step(nodes, i3, x, cw, special);
+            i4 = step(nodes, i4, x, cw, special);
+            i5 = step(nodes, i5, x, cw, special);
+            i6 = step(nodes, i6, x, cw, special);
+            i7 = step(nodes, i7, x, cw, special);
         }
         add_leaf(e, t, i0, r, raw, facc);
         add_leaf(e, t + 1, i1, r, raw, facc);
@@ -394,13 +401,15 @@ static void trees_for_row(const ks_ensemble_t *e, const double *x, size_t r, dou
     for (; t < e->n_trees; t++) {
         uint32_t i = e->tree_root[t];
         for (uint32_t d = 0; d < e->tree_depth[t]; d++)
-            i = step(nodes, i, x, cw);
+            i = step(nodes, i, x, cw, special);
         add_leaf(e, t, i, r, raw, facc);
     }
 }
 
-/* Raw scores of one block of rows into raw (n x n_raw). */
-static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, double *raw, float *facc)
+/* Raw scores of one block of rows into raw (n x n_raw). Instantiated twice
+ * (with and without the categorical / zero-as-missing test in the walk). */
+static inline __attribute__((always_inline)) void raw_block_impl(const ks_ensemble_t *e, const double *rows,
+                                                                 size_t n, double *raw, float *facc, int special)
 {
     size_t G = e->n_raw, nf = e->n_features;
     uint32_t leaves[KS_TREE_BLOCK];
@@ -417,10 +426,10 @@ static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, doub
     }
     if (n < 8) {
         for (size_t r = 0; r < n; r++)
-            trees_for_row(e, rows + r * nf, r, raw, facc);
+            trees_for_row(e, rows + r * nf, r, raw, facc, special);
     } else {
         for (size_t t = 0; t < e->n_trees; t++) {
-            walk_block(nodes, e->tree_root[t], e->tree_depth[t], rows, nf, n, e->cat_words, leaves);
+            walk_block(nodes, e->tree_root[t], e->tree_depth[t], rows, nf, n, e->cat_words, leaves, special);
             for (size_t r = 0; r < n; r++)
                 add_leaf(e, t, leaves[r], r, raw, facc);
         }
@@ -433,6 +442,24 @@ static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, doub
             for (size_t g = 0; g < G; g++)
                 raw[r * G + g] = e->base[g] + raw[r * G + g] / e->tree_div;
     }
+}
+
+static void raw_block_plain(const ks_ensemble_t *e, const double *rows, size_t n, double *raw, float *facc)
+{
+    raw_block_impl(e, rows, n, raw, facc, 0);
+}
+
+static void raw_block_special(const ks_ensemble_t *e, const double *rows, size_t n, double *raw, float *facc)
+{
+    raw_block_impl(e, rows, n, raw, facc, 1);
+}
+
+static void raw_block(const ks_ensemble_t *e, const double *rows, size_t n, double *raw, float *facc)
+{
+    if (e->has_special)
+        raw_block_special(e, rows, n, raw, facc);
+    else
+        raw_block_plain(e, rows, n, raw, facc);
 }
 
 /* Inputs are copied (and rounded or zeroed) before the walk? */
