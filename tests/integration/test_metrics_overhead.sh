@@ -12,8 +12,8 @@
 #      (a) as executed instructions under valgrind (deterministic; the figure
 #      the test holds below KSCORE_METRICS_OVERHEAD_MAX_PCT, default 3) when
 #      valgrind is installed, and (b) as CPU time, median of paired runs
-#      (reported; on a shared machine it is noisy, so it only has to stay
-#      below 10%).
+#      (reported; on a shared machine it is noisy, so without valgrind it only
+#      has to stay below 10%).
 #   2. on Kafka (when a broker runs): `kscore run` over the same 200k events,
 #      on = endpoint scraped every second + statistics every second, off = stub
 #      binary with metrics off; throughput from the output records' timestamps
@@ -157,9 +157,14 @@ fi
 
 log "results ($RESULT):"
 cat "$RESULT" >&2
+# The instruction count is the held figure (timings on a shared machine vary
+# by more than the effect); without valgrind, CPU time only guards against a
+# gross regression.
 if [ -n "$instr_pct" ]; then
     awk -v p="$instr_pct" -v m="$MAX_PCT" 'BEGIN { exit !(p < m) }' ||
         fail "metrics cost ${instr_pct}% more instructions, limit ${MAX_PCT}%"
+else
+    awk -v p="$timing_pct" 'BEGIN { exit !(p < 10) }' ||
+        fail "metrics cost ${timing_pct}% more CPU time (noise limit 10%)"
 fi
-awk -v p="$timing_pct" 'BEGIN { exit !(p < 10) }' || fail "metrics cost ${timing_pct}% more CPU time (noise limit 10%)"
 log "PASS: metrics overhead ${instr_pct:-n/a}% instructions, ${timing_pct}% CPU time (median of $PAIRS pairs)"

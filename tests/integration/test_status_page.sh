@@ -28,7 +28,7 @@ chrome() { # ARGS... : headless Chromium, bounded in time, fresh profile per run
     profile=$(mktemp -d "$WORK/chromium-profile.XXXXXX")
     timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
         --disable-component-update --disable-sync --no-first-run --no-default-browser-check \
-        --disable-extensions --user-data-dir="$profile" --window-size=1280,1400 --hide-scrollbars \
+        --disable-extensions --disable-dev-shm-usage --user-data-dir="$profile" --window-size=1280,1400 --hide-scrollbars \
         --virtual-time-budget=5000 "$@" 2>>"$WORK/chromium.log"
 }
 chrome --dump-dom "$URL/" >"$WORK/dom.html" || fail "chromium --dump-dom failed: $(tail -3 "$WORK/chromium.log")"
