@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """run.py - the model runtime benchmark: kscore vs the libraries' own paths.
 
-    scripts/python-env && cmake --build build --target bench_model
+    scripts/python-env --bench && cmake --build build --target bench_model
     .venv/bin/python bench/model/run.py [--build build] [--no-write]
 
 Trains the benchmark models (XGBoost 100 trees depth 6 on 20 features,
@@ -231,7 +231,7 @@ def markdown(models, results):
     today = datetime.date.today().isoformat()
     lines = ["## Model runtime", "",
              f"Measured {today} on {machine()}, by `bench/model/run.py` "
-             "(`scripts/python-env && cmake --build build --target bench_model && "
+             "(`scripts/python-env --bench && cmake --build build --target bench_model && "
              ".venv/bin/python bench/model/run.py`).",
              "",
              "Nanoseconds of CPU time of the calling thread per row (fastest of 9 repetitions; the machine is shared, so wall time would count other processes), single thread everywhere (`nthread=1`, "
