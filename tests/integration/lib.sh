@@ -40,10 +40,10 @@ require_broker() {
         fail "no broker on $BROKERS: run scripts/kafka start first (the README test command does)"
 }
 
-# topic NAME PARTITIONS -> creates "NAME-RUN_ID" and prints its name
+# topic NAME PARTITIONS [RF] -> creates "NAME-RUN_ID" and prints its name
 topic() {
     local name="$1-$RUN_ID"
-    "$ROOT/scripts/kafka" topic-create "$name" "$2" 1 >/dev/null 2>&1 ||
+    "$ROOT/scripts/kafka" topic-create "$name" "$2" "${3:-1}" >/dev/null 2>&1 ||
         fail "cannot create topic $name"
     echo "$name"
 }
@@ -87,10 +87,13 @@ count() {
 # query; equals the record count for non-transactional topics).
 end_offsets() {
     local parts args=() p
-    parts=$(kcat -b "$BROKERS" -L -t "$1" 2>/dev/null | awk '$1 == "partition" { sub(",", "", $2); print $2 }')
+    # (a broker may be down on purpose: a failed query counts as 0, the caller retries)
+    parts=$( (kcat -b "$BROKERS" -L -t "$1" 2>/dev/null || true) |
+        awk '$1 == "partition" { sub(",", "", $2); print $2 }')
     for p in $parts; do args+=(-t "$1:$p:-1"); done
     [ ${#args[@]} -gt 0 ] || { echo 0; return; }
-    kcat -b "$BROKERS" -Q "${args[@]}" 2>/dev/null | awk '{ s += $NF } END { print s + 0 }'
+    (kcat -b "$BROKERS" -Q "${args[@]}" 2>/dev/null || true) |
+        awk '$NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
 }
 
 # wait_count TOPIC N TIMEOUT_S : until TOPIC holds at least N records.
