@@ -47,6 +47,9 @@ void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out);
 int ks_pipeline_run(ks_pipeline_t *p);
 /* Asks a running pipeline to stop gracefully. Async-signal-safe. */
 void ks_pipeline_stop(ks_pipeline_t *p);
+/* Asks a running pipeline to reload model.path and hot-swap it in if it is
+ * good (SIGHUP). Async-signal-safe. */
+void ks_pipeline_request_reload(ks_pipeline_t *p);
 /* Offline: reads JSON events (one per line) from `in`, writes one output record
  * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
  * The same decode -> features -> model -> encode path as ks_pipeline_run. */

@@ -35,8 +35,11 @@ static void usage(FILE *out)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (running)
+    if (!running)
+        return;
+    if (sig == SIGHUP)
+        ks_pipeline_request_reload(running);
+    else
         ks_pipeline_stop(running);
 }
 
@@ -98,6 +101,7 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         running = p;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
         rc = ks_pipeline_run(p);
         running = NULL;

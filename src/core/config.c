@@ -69,6 +69,11 @@ static const config_key_t config_keys[] = {
      "On SIGTERM, how long to wait for in-flight outputs to be acknowledged."},
     {"model.path", CT_STRING, OFF(model_path), NOHAS, 1, NULL, 0, 0, NULL,
      "Model file (kscore JSON, XGBoost JSON or LightGBM text), relative to the config file."},
+    {"model.watch_interval_ms", CT_INT, OFF(model_watch_interval_ms), NOHAS, 0, "1000", 0,
+     3600000, NULL,
+     "How often to check model.path for a new file to hot-swap in (0 = only on SIGHUP). "
+     "Replace the file atomically (write, then rename); a file that fails to load, fit "
+     "the features or predict is refused and the model in service stays."},
     {"log.format", CT_ENUM, OFF(log_format), NOHAS, 0, "logfmt", 0, 0, "logfmt|json",
      "Log lines as logfmt (ts=... level=... msg=\"...\") or JSON lines."},
     {"metrics.enabled", CT_ENUM, OFF(metrics_enabled), NOHAS, 0, "true", 0, 0, "true|false",

@@ -61,6 +61,7 @@ struct ks_config {
     ks_features_t *features;
 
     char *model_path;       /* resolved against the config file's folder */
+    long long model_watch_interval_ms; /* 0 = reload on SIGHUP only */
 
     /* observability (io/http.c, io/kafka_stats.c, io/feature_log.c) */
     char *log_format;       /* "logfmt" or "json" */

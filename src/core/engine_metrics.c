@@ -15,7 +15,7 @@ const char *ks_stage_name(ks_stage_t s)
     return s < KS_STAGE__COUNT ? names[s] : "unknown";
 }
 
-void ks_engine_metrics_init(ks_engine_metrics_t *em, const ks_model_t *model)
+void ks_engine_metrics_init(ks_engine_metrics_t *em)
 {
     ks_metric_family_t *f;
     em->consumed = ks_metrics_counter0(
@@ -56,28 +56,36 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em, const ks_model_t *model)
         "kscore_end_to_end_latency_seconds",
         "From the input record's timestamp to the broker acknowledging its output.", NULL,
         ks_buckets_latency_seconds, ks_buckets_latency_seconds_n));
+    em->model_info = ks_metrics_gauge("kscore_model_info", "The model in service (value 1).",
+                                      "model_version,backend,objective");
+    em->model_reloads = ks_metrics_counter0(
+        ks_metrics_counter("kscore_model_reloads_total", "Models swapped in after start-up.", NULL));
+    em->model_reload_failures = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_model_reload_failures_total",
+        "Model files refused on reload (the model in service stayed).", NULL));
+}
+
+void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
+                             ks_histogram_t **score, ks_histogram_t **confidence)
+{
     const char *ver[] = {model->version};
     int cls = model->task == KS_TASK_CLASSIFICATION;
-    em->score = ks_metrics_histogram_at(
+    *score = ks_metrics_histogram_at(
         ks_metrics_histogram("kscore_prediction_score",
                              "Predictions: P(positive class) for binary classifiers, the top "
                              "probability for multiclass, the value for regression.",
                              "model_version", cls ? ks_buckets_unit_interval : regression_bounds,
                              cls ? ks_buckets_unit_interval_n : KS_ARRAY_LEN(regression_bounds)),
         ver);
-    em->confidence = ks_metrics_histogram_at(
+    *confidence = ks_metrics_histogram_at(
         ks_metrics_histogram("kscore_prediction_confidence",
                              "Top class probability of each prediction (classifiers).",
                              "model_version", ks_buckets_unit_interval, ks_buckets_unit_interval_n),
         ver);
-    em->model_info = ks_metrics_gauge("kscore_model_info", "The model in service (value 1).",
-                                      "model_version,backend,objective");
     const char *info[] = {model->version, model->backend->name,
                           model->objective ? model->objective : ""};
     ks_metrics_gauge_reset(em->model_info);
     ks_gauge_set(ks_metrics_gauge_at(em->model_info, info), 1);
-    em->model_reloads = ks_metrics_counter0(
-        ks_metrics_counter("kscore_model_reloads_total", "Models loaded after start-up.", NULL));
 }
 
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker)

@@ -32,14 +32,17 @@ typedef struct ks_engine_metrics {
     ks_histogram_t *batch_size;
     ks_histogram_t *stage[KS_STAGE__COUNT];
     ks_histogram_t *end_to_end; /* output acknowledged - input record timestamp */
-    ks_histogram_t *score;      /* binary: P(class 1); multiclass: top probability; regression: value */
-    ks_histogram_t *confidence; /* classifiers: top probability */
     ks_metric_family_t *model_info;
-    ks_counter_t *model_reloads;
+    ks_counter_t *model_reloads, *model_reload_failures;
 } ks_engine_metrics_t;
 
-/* Registers the engine's families and resolves their children for `model`. */
-void ks_engine_metrics_init(ks_engine_metrics_t *em, const ks_model_t *model);
+/* Registers the engine's families and resolves their children. */
+void ks_engine_metrics_init(ks_engine_metrics_t *em);
+/* Marks `model` as the one in service (kscore_model_info) and returns its
+ * prediction histograms (binary: P(class 1); multiclass: top probability;
+ * regression: value / classifiers: top probability), labelled by version. */
+void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
+                             ks_histogram_t **score, ks_histogram_t **confidence);
 
 /* Per-worker producer queue depth gauge (label worker="N"). */
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker);

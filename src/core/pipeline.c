@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef KSCORE_VERSION
@@ -24,67 +26,166 @@ const char *ks_version(void)
     return KSCORE_VERSION;
 }
 
-/* Maps the model's feature names onto the configured feature columns: the
- * model's order wins, every model feature must be configured. */
-static int map_columns(ks_pipeline_t *p, char *errbuf, size_t errsize)
+/* ---- the model in service ------------------------------------------------
+ *
+ * p->serving is swapped under serving_lock; a batch takes a reference when it
+ * starts scoring and drops it when its records are produced. A reload loads
+ * and checks the new file completely (features fit, a warm-up batch predicts
+ * finite outputs) before the swap, so a bad file never replaces a good model;
+ * the old one is freed by whichever batch releases it last.
+ */
+
+static void serving_free(ks_serving_t *sv)
 {
-    const ks_model_t *m = p->model;
+    if (!sv)
+        return;
+    if (sv->model)
+        ks_model_unref(sv->model);
+    free(sv->model_col);
+    free(sv);
+}
+
+void ks_serving_release(ks_serving_t *sv)
+{
+    if (sv && atomic_fetch_sub(&sv->refs, 1) == 1)
+        serving_free(sv);
+}
+
+ks_serving_t *ks_pipeline_acquire(ks_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->serving_lock);
+    ks_serving_t *sv = p->serving;
+    atomic_fetch_add(&sv->refs, 1);
+    pthread_mutex_unlock(&p->serving_lock);
+    return sv;
+}
+
+/* Maps the model's feature names onto the configured feature columns (the
+ * model's order wins, every model feature must be configured), checks the
+ * output settings, and warms the model up with one batch. */
+static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char *errbuf,
+                       size_t errsize)
+{
     const ks_features_t *f = p->cfg->features;
-    p->n_cols = ks_features_count(f);
-    p->model_col = ks_xcalloc(m->n_features ? m->n_features : 1, sizeof(size_t));
-    p->identity_cols = m->n_features == p->n_cols;
+    ks_serving_t *sv = ks_xcalloc(1, sizeof(*sv));
+    double *x = NULL, *o = NULL;
+    int rc = KS_OK;
+
+    sv->model = m;
+    atomic_init(&sv->refs, 1);
+    sv->model_col = ks_xcalloc(m->n_features ? m->n_features : 1, sizeof(size_t));
+    sv->identity_cols = m->n_features == p->n_cols;
+    sv->binary = m->task == KS_TASK_CLASSIFICATION && m->n_classes == 2;
     for (size_t j = 0; j < m->n_features; j++) {
         size_t c;
         for (c = 0; c < p->n_cols; c++)
             if (strcmp(ks_features_name(f, c), m->feature_names[j]) == 0)
                 break;
-        if (c == p->n_cols)
-            return ks_err(errbuf, errsize, KS_EINVAL,
-                          "%s: the model %s expects feature '%s' (#%zu of %zu), which the "
-                          "features section does not define",
-                          p->cfg->path, m->path ? m->path : "", m->feature_names[j], j + 1,
-                          m->n_features);
-        p->model_col[j] = c;
+        if (c == p->n_cols) {
+            rc = ks_err(errbuf, errsize, KS_EINVAL,
+                        "%s: the model %s expects feature '%s' (#%zu of %zu), which the "
+                        "features section does not define",
+                        p->cfg->path, m->path ? m->path : "", m->feature_names[j], j + 1,
+                        m->n_features);
+            goto out;
+        }
+        sv->model_col[j] = c;
         if (c != j)
-            p->identity_cols = 0;
+            sv->identity_cols = 0;
     }
     for (size_t c = 0; c < p->n_cols; c++) {
         size_t j;
-        for (j = 0; j < m->n_features && p->model_col[j] != c; j++)
+        for (j = 0; j < m->n_features && sv->model_col[j] != c; j++)
             ;
         if (j == m->n_features)
             ks_warn("feature '%s' is computed but the model does not use it",
                     ks_features_name(f, c));
     }
-    return KS_OK;
+    if (p->cfg->output_has_threshold && !sv->binary) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL,
+                    "%s: output.threshold applies to binary classifiers only, and the model %s "
+                    "is not one", p->cfg->path, m->path ? m->path : "");
+        goto out;
+    }
+    /* warm-up: caches, lazily built tables, and a check that it predicts */
+    enum { WARM_ROWS = 64 };
+    x = ks_xcalloc(WARM_ROWS * (m->n_features ? m->n_features : 1), sizeof(double));
+    o = ks_xcalloc(WARM_ROWS * m->n_outputs, sizeof(double));
+    for (size_t k = 0; k < WARM_ROWS * m->n_features; k++)
+        x[k] = (double)(k % 7) - 3;
+    if (ks_model_predict(m, x, WARM_ROWS, o)) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "the model %s failed its warm-up prediction",
+                    m->path ? m->path : "");
+        goto out;
+    }
+    ks_engine_metrics_model(&p->metrics, m, &sv->score, &sv->confidence);
+out:
+    free(x);
+    free(o);
+    if (rc) {
+        sv->model = NULL; /* the caller still owns m */
+        serving_free(sv);
+        sv = NULL;
+    }
+    *out = sv;
+    return rc;
+}
+
+int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
+{
+    ks_model_t *m = NULL;
+    ks_serving_t *sv = NULL;
+    int rc = ks_model_load_file(p->cfg->model_path, &m, errbuf, errsize);
+    if (rc)
+        goto out;
+    if (strcmp(m->version, p->serving->model->version) == 0) {
+        ks_model_unref(m); /* same version: nothing to do */
+        return KS_OK;
+    }
+    if ((rc = serving_new(p, m, &sv, errbuf, errsize))) {
+        ks_model_unref(m);
+        goto out;
+    }
+    pthread_mutex_lock(&p->serving_lock);
+    ks_serving_t *old = p->serving;
+    p->serving = sv;
+    pthread_mutex_unlock(&p->serving_lock);
+    ks_info("model %s is in service (was %s)", sv->model->version, old->model->version);
+    ks_serving_release(old);
+    ks_counter_add(p->metrics.model_reloads, 1);
+out:
+    if (rc) {
+        ks_counter_add(p->metrics.model_reload_failures, 1);
+        ks_error("model reload refused, %s stays in service: %s", p->serving->model->version,
+                 errbuf);
+    }
+    return rc;
 }
 
 int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize)
 {
     int rc;
+    ks_model_t *m = NULL;
     ks_pipeline_t *p = ks_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
     p->id_field = -1;
     atomic_init(&p->fatal, 0);
+    pthread_mutex_init(&p->serving_lock, NULL);
+    p->n_cols = ks_features_count(cfg->features);
+    ks_engine_metrics_init(&p->metrics);
 
-    if ((rc = ks_model_load_file(cfg->model_path, &p->model, errbuf, errsize)))
+    if ((rc = ks_model_load_file(cfg->model_path, &m, errbuf, errsize)))
         goto out;
-    if ((rc = map_columns(p, errbuf, errsize)))
+    if ((rc = serving_new(p, m, &p->serving, errbuf, errsize))) {
+        ks_model_unref(m);
         goto out;
+    }
     if (cfg->output_id_field)
         p->id_field = ks_schema_find(cfg->schema, cfg->output_id_field);
     p->n_carry = cfg->output_carry_fields.n;
     p->carry = ks_xcalloc(p->n_carry ? p->n_carry : 1, sizeof(int));
     for (size_t i = 0; i < p->n_carry; i++)
         p->carry[i] = ks_schema_find(cfg->schema, cfg->output_carry_fields.items[i]);
-    p->binary = p->model->task == KS_TASK_CLASSIFICATION && p->model->n_classes == 2;
-    ks_engine_metrics_init(&p->metrics, p->model);
-    if (cfg->output_has_threshold && !p->binary) {
-        rc = ks_err(errbuf, errsize, KS_EINVAL,
-                    "%s: output.threshold applies to binary classifiers only, and the model %s "
-                    "is not one", cfg->path, cfg->model_path);
-        goto out;
-    }
 out:
     if (rc) {
         ks_pipeline_free(p);
@@ -96,13 +197,13 @@ out:
 
 void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
 {
-    const ks_model_t *m = p->model;
+    const ks_model_t *m = p->serving->model;
     fprintf(out, "config %s is valid\n", p->cfg->path);
     fprintf(out, "model: %s (%s, %s, version %s, %zu features, %zu outputs)\n", m->path,
             m->backend->name, m->objective ? m->objective : "?", m->version, m->n_features,
             m->n_outputs);
     fprintf(out, "features: %zu columns, %s model order\n", p->n_cols,
-            p->identity_cols ? "already in" : "reordered to");
+            p->serving->identity_cols ? "already in" : "reordered to");
     fprintf(out, "input: %zu topic(s) -> output: %s, dead letters: %s\n",
             p->cfg->input_topics.n, p->cfg->output_topic, p->cfg->dlq_topic);
 }
@@ -110,6 +211,50 @@ void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
 void ks_pipeline_stop(ks_pipeline_t *p)
 {
     p->stop = 1;
+}
+
+void ks_pipeline_request_reload(ks_pipeline_t *p)
+{
+    p->reload_requested = 1;
+}
+
+/* The model file's identity for the watch: a change of mtime or size
+ * triggers a reload attempt (which is skipped if the version is the same). */
+static int model_stamp(const char *path, struct stat *st)
+{
+    return stat(path, st);
+}
+
+/* Runs on the main thread while the workers work: reloads the model on
+ * SIGHUP and, with model.watch_interval_ms, when its file changes. */
+static void supervise(ks_pipeline_t *p)
+{
+    char err[1024];
+    struct stat seen, now;
+    int have_seen = model_stamp(p->cfg->model_path, &seen) == 0;
+    int64_t watch_ns = p->cfg->model_watch_interval_ms * 1000000, last = ks_now_mono_ns();
+    while (!p->stop) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        int reload = 0;
+        if (p->reload_requested) {
+            p->reload_requested = 0;
+            ks_info("SIGHUP: reloading the model from %s", p->cfg->model_path);
+            reload = 1;
+        } else if (watch_ns > 0 && ks_now_mono_ns() - last >= watch_ns) {
+            last = ks_now_mono_ns();
+            if (model_stamp(p->cfg->model_path, &now) == 0 &&
+                (!have_seen || now.st_mtim.tv_sec != seen.st_mtim.tv_sec ||
+                 now.st_mtim.tv_nsec != seen.st_mtim.tv_nsec || now.st_size != seen.st_size)) {
+                seen = now;
+                have_seen = 1;
+                ks_info("model file %s changed: reloading", p->cfg->model_path);
+                reload = 1;
+            }
+        }
+        if (reload)
+            ks_pipeline_reload(p, err, sizeof(err));
+    }
 }
 
 int ks_pipeline_run(ks_pipeline_t *p)
@@ -142,7 +287,8 @@ int ks_pipeline_run(ks_pipeline_t *p)
         p->n_workers++;
     }
     ks_info("pipeline running: %zu worker(s), model %s, topics %s... -> %s", p->n_workers,
-            p->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
+            p->serving->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
+    supervise(p);
     for (size_t i = 0; i < p->n_workers; i++) {
         int wrc = ks_worker_join(p->workers[i]);
         if (wrc != KS_EXIT_OK)
@@ -194,7 +340,8 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
         }
         if (n == 0)
             break;
-        ks_scorer_run(&s, ev, n);
+        ks_serving_t *sv = ks_pipeline_acquire(p);
+        ks_scorer_run(&s, sv, ev, n);
         int64_t now = ks_now_wall_ms();
         for (size_t i = 0; i < n; i++) {
             if (s.err[i] != KS_ERRCLASS_NONE) {
@@ -216,6 +363,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
             fwrite(rec->data, 1, rec->len, out);
             fputc('\n', out);
         }
+        ks_serving_release(sv);
     }
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "kscore: error writing predictions\n");
@@ -237,10 +385,9 @@ void ks_pipeline_free(ks_pipeline_t *p)
 {
     if (!p)
         return;
-    if (p->model)
-        ks_model_unref(p->model);
+    ks_serving_release(p->serving);
+    pthread_mutex_destroy(&p->serving_lock);
     free(p->workers);
-    free(p->model_col);
     free(p->carry);
     free(p);
 }

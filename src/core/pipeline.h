@@ -11,6 +11,7 @@
 #ifndef KS_PIPELINE_H
 #define KS_PIPELINE_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -26,16 +27,27 @@ struct ks_worker;
 struct ks_kstats;
 struct ks_http;
 
-struct ks_pipeline {
-    const struct ks_config *cfg;
-    ks_model_t *model;         /* the model every batch uses */
-    size_t n_cols;             /* feature columns computed by the features */
+/* A model in service and everything derived from it. Refcounted: a batch
+ * holds a reference from scoring until its records are produced, so a hot
+ * swap never frees a model under a batch (core/pipeline.c). Immutable. */
+typedef struct ks_serving {
+    ks_model_t *model;
     size_t *model_col;         /* model feature j is features column model_col[j] */
     int identity_cols;         /* model_col is 0..n-1: compute straight into X */
+    int binary;                /* classification with 2 classes: emit "score" */
+    ks_histogram_t *score, *confidence; /* this version's prediction histograms */
+    atomic_int refs;
+} ks_serving_t;
+
+struct ks_pipeline {
+    const struct ks_config *cfg;
+    ks_serving_t *serving;     /* the model new batches use; swap under serving_lock */
+    pthread_mutex_t serving_lock;
+    volatile sig_atomic_t reload_requested; /* SIGHUP */
+    size_t n_cols;             /* feature columns computed by the features */
     int id_field;              /* schema index of output.id_field, or -1 */
     int *carry;                /* schema indexes of output.carry_fields */
     size_t n_carry;
-    int binary;                /* classification with 2 classes: emit "score" */
     ks_engine_metrics_t metrics;
     volatile sig_atomic_t stop;
     atomic_int fatal;          /* a worker hit an unrecoverable error */
@@ -54,16 +66,28 @@ typedef struct ks_event {
     int64_t recv_ns;       /* monotonic time the event was received */
 } ks_event_t;
 
+/* The model in service, with a reference the caller releases. Any thread. */
+ks_serving_t *ks_pipeline_acquire(struct ks_pipeline *p);
+void ks_serving_release(ks_serving_t *sv);
+
+/* Loads model.path again and, if it loads, fits the features and predicts,
+ * swaps it in; otherwise logs why and keeps the model in service. Returns 0
+ * when the new model is in service (or the file is unchanged). */
+int ks_pipeline_reload(struct ks_pipeline *p, char *errbuf, size_t errsize);
+
 /* Per-thread batch state; buffers grow to the largest batch and are reused. */
 typedef struct ks_scorer {
     const struct ks_pipeline *p;
+    ks_serving_t *sv;         /* the model of the current batch (set by ks_scorer_run) */
     ks_decoder_t *decoder;
     ks_arena_t arena;
     size_t cap;
     ks_value_t *fields;       /* cap x n_fields */
     double *cols;             /* one row of feature columns (when reordering) */
     double *X;                /* cap x model n_features, good rows only */
+    size_t x_cap;             /* doubles allocated in X */
     double *out;              /* cap x model n_outputs */
+    size_t out_cap;           /* doubles allocated in out */
     size_t *good_row;         /* event index -> row in X/out, or SIZE_MAX */
     ks_errclass_t *err;       /* per event */
     char **errmsg;            /* per event, in the arena */
@@ -74,10 +98,16 @@ typedef struct ks_scorer {
 int ks_scorer_init(ks_scorer_t *s, const struct ks_pipeline *p, char *errbuf, size_t errsize);
 void ks_scorer_destroy(ks_scorer_t *s);
 
-/* Runs n events through decode, features and the model. Afterwards, event i
- * either has s->err[i] != KS_ERRCLASS_NONE (with s->errmsg[i]) or a prediction
- * that ks_scorer_encode() turns into the output record. */
-void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n);
+/* Runs n events through decode, features and the model `sv` (the caller
+ * holds a reference until it is done encoding). Afterwards, event i either has
+ * s->err[i] != KS_ERRCLASS_NONE (with s->errmsg[i]) or a prediction that
+ * ks_scorer_encode() turns into the output record. */
+void ks_scorer_run(ks_scorer_t *s, ks_serving_t *sv, const ks_event_t *ev, size_t n);
+
+/* Appends the prediction members of outputs `o` of model `sv`, comma
+ * separated, without a leading comma: "prediction", and for classifiers
+ * "probabilities", "score" (binary) and "confidence". */
+void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o);
 
 /* Encodes event i's output record into s->rec; returns it. the key arguments get
  * the id field's text (NULL if no id field or the id is missing). */

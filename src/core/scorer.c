@@ -40,15 +40,22 @@ void ks_scorer_destroy(ks_scorer_t *s)
     ks_buf_free(&s->rec);
 }
 
-static void grow(ks_scorer_t *s, size_t n)
+/* Sizes the buffers for n events and model m (which a hot swap may change). */
+static void grow(ks_scorer_t *s, size_t n, const ks_model_t *m)
 {
+    size_t nx = n * (m->n_features ? m->n_features : 1), no = n * m->n_outputs;
+    if (nx > s->x_cap) {
+        s->X = ks_xrealloc(s->X, nx * sizeof(double));
+        s->x_cap = nx;
+    }
+    if (no > s->out_cap) {
+        s->out = ks_xrealloc(s->out, no * sizeof(double));
+        s->out_cap = no;
+    }
     if (n <= s->cap)
         return;
-    const ks_model_t *m = s->p->model;
     size_t nf = s->p->cfg->schema->n_fields;
     s->fields = ks_xrealloc(s->fields, n * (nf ? nf : 1) * sizeof(ks_value_t));
-    s->X = ks_xrealloc(s->X, n * (m->n_features ? m->n_features : 1) * sizeof(double));
-    s->out = ks_xrealloc(s->out, n * m->n_outputs * sizeof(double));
     s->good_row = ks_xrealloc(s->good_row, n * sizeof(size_t));
     s->err = ks_xrealloc(s->err, n * sizeof(ks_errclass_t));
     s->errmsg = ks_xrealloc(s->errmsg, n * sizeof(char *));
@@ -65,16 +72,17 @@ static void set_error(ks_scorer_t *s, size_t i, ks_errclass_t cls, const char *m
     s->good_row[i] = SIZE_MAX;
 }
 
-void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
+void ks_scorer_run(ks_scorer_t *s, ks_serving_t *sv, const ks_event_t *ev, size_t n)
 {
     const struct ks_pipeline *p = s->p;
     const ks_engine_metrics_t *em = &p->metrics;
-    const ks_model_t *m = p->model;
+    const ks_model_t *m = sv->model;
     size_t nf = p->cfg->schema->n_fields;
     size_t rows = 0;
     int64_t t0 = ks_now_mono_ns();
 
-    grow(s, n);
+    s->sv = sv;
+    grow(s, n, m);
     ks_arena_reset(&s->arena);
     for (size_t i = 0; i < n; i++) {
         ks_decode_error_t derr;
@@ -89,15 +97,15 @@ void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
         if (s->err[i] != KS_ERRCLASS_NONE)
             continue;
         double *x = s->X + rows * m->n_features;
-        double *cols = p->identity_cols ? x : s->cols;
+        double *cols = sv->identity_cols ? x : s->cols;
         if (ks_features_compute(p->cfg->features, s->fields + i * nf, cols, s->errtmp,
                                 sizeof(s->errtmp))) {
             set_error(s, i, KS_ERRCLASS_FEATURE, s->errtmp);
             continue;
         }
-        if (!p->identity_cols)
+        if (!sv->identity_cols)
             for (size_t j = 0; j < m->n_features; j++)
-                x[j] = cols[p->model_col[j]];
+                x[j] = cols[sv->model_col[j]];
         s->good_row[i] = rows++;
     }
     int64_t t2 = ks_now_mono_ns();
@@ -120,10 +128,10 @@ void ks_scorer_run(ks_scorer_t *s, const ks_event_t *ev, size_t n)
             continue;
         }
         if (m->task == KS_TASK_CLASSIFICATION) {
-            ks_histogram_observe(em->score, p->binary ? o[1] : o[best]);
-            ks_histogram_observe(em->confidence, o[best]);
+            ks_histogram_observe(sv->score, sv->binary ? o[1] : o[best]);
+            ks_histogram_observe(sv->confidence, o[best]);
         } else {
-            ks_histogram_observe(em->score, o[0]);
+            ks_histogram_observe(sv->score, o[0]);
         }
     }
     ks_counter_add(em->batches, 1);
@@ -155,12 +163,43 @@ static void put_value(ks_buf_t *b, const ks_value_t *v)
     }
 }
 
+void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
+{
+    const ks_model_t *m = sv->model;
+    if (m->task != KS_TASK_CLASSIFICATION) {
+        ks_buf_puts(b, "\"prediction\":");
+        ks_buf_json_double17(b, o[0]);
+        return;
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < m->n_classes; k++)
+        if (o[k] > o[best])
+            best = k;
+    ks_buf_puts(b, "\"prediction\":");
+    put_label(b, m->class_labels[best]);
+    ks_buf_puts(b, ",\"probabilities\":{");
+    for (size_t k = 0; k < m->n_classes; k++) {
+        if (k)
+            ks_buf_putc(b, ',');
+        ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
+        ks_buf_putc(b, ':');
+        ks_buf_json_double17(b, o[k]);
+    }
+    ks_buf_putc(b, '}');
+    if (sv->binary) {
+        ks_buf_puts(b, ",\"score\":");
+        ks_buf_json_double17(b, o[1]);
+    }
+    ks_buf_puts(b, ",\"confidence\":");
+    ks_buf_json_double17(b, o[best]);
+}
+
 const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i, int64_t now_ms,
                                  const char **key, size_t *key_len)
 {
     const struct ks_pipeline *p = s->p;
     const struct ks_config *cfg = p->cfg;
-    const ks_model_t *m = p->model;
+    const ks_model_t *m = s->sv->model;
     const ks_value_t *fields = s->fields + i * cfg->schema->n_fields;
     const double *o = s->out + s->good_row[i] * m->n_outputs;
     ks_buf_t *b = &s->rec;
@@ -191,34 +230,9 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
         put_value(b, &fields[p->carry[c]]);
         ks_buf_putc(b, ',');
     }
-    if (m->task == KS_TASK_CLASSIFICATION) {
-        size_t best = 0;
-        for (size_t k = 1; k < m->n_classes; k++)
-            if (o[k] > o[best])
-                best = k;
-        ks_buf_puts(b, "\"prediction\":");
-        put_label(b, m->class_labels[best]);
-        ks_buf_puts(b, ",\"probabilities\":{");
-        for (size_t k = 0; k < m->n_classes; k++) {
-            if (k)
-                ks_buf_putc(b, ',');
-            ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
-            ks_buf_putc(b, ':');
-            ks_buf_json_double17(b, o[k]);
-        }
-        ks_buf_putc(b, '}');
-        if (p->binary) {
-            ks_buf_puts(b, ",\"score\":");
-            ks_buf_json_double17(b, o[1]);
-        }
-        ks_buf_puts(b, ",\"confidence\":");
-        ks_buf_json_double17(b, o[best]);
-        if (cfg->output_has_threshold)
-            ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
-    } else {
-        ks_buf_puts(b, "\"prediction\":");
-        ks_buf_json_double17(b, o[0]);
-    }
+    ks_encode_prediction(b, s->sv, o);
+    if (cfg->output_has_threshold && s->sv->binary)
+        ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
     ks_buf_puts(b, ",\"model_version\":");
     ks_buf_json_string(b, m->version, strlen(m->version));
     if (ev[i].timestamp_ms >= 0) {

@@ -242,6 +242,8 @@ static void batch_release(ks_worker_t *w)
     w->n_msgs = 0;
     w->scored = 0;
     w->produce_pos = 0;
+    ks_serving_release(w->scorer.sv); /* the batch's hold on its model */
+    w->scorer.sv = NULL;
 }
 
 /* mode: passthrough - the same loop, consumer and producer, minus scoring:
@@ -285,7 +287,7 @@ static int process_batch(ks_worker_t *w)
     if (w->passthrough)
         return passthrough_batch(w);
     if (!w->scored) {
-        ks_scorer_run(s, w->events, n);
+        ks_scorer_run(s, ks_pipeline_acquire(w->p), w->events, n);
         w->scored = 1;
         w->produce_pos = 0;
     }

@@ -51,23 +51,10 @@ void ks_feature_log_destroy(ks_feature_log_t *fl)
     ks_buf_free(&fl->rec);
 }
 
-/* A class label as the prediction record writes it: a JSON number when it
- * is an integer, else a string. */
-static void put_label(ks_buf_t *b, const char *label)
-{
-    char *end;
-    size_t len = strlen(label);
-    if (len && len < 20 && (strtoll(label, &end, 10), *end == '\0'))
-        ks_buf_puts(b, label);
-    else
-        ks_buf_json_string(b, label, len);
-}
-
 static void encode(ks_feature_log_t *fl, const ks_scorer_t *s, const ks_event_t *ev, size_t i,
                    const rd_kafka_message_t *m, const char *key, size_t key_len, int64_t now_ms)
 {
-    const struct ks_pipeline *p = s->p;
-    const ks_model_t *model = p->model;
+    const ks_model_t *model = s->sv->model;
     const double *x = s->X + s->good_row[i] * model->n_features;
     const double *o = s->out + s->good_row[i] * model->n_outputs;
     ks_buf_t *b = &fl->rec;
@@ -89,30 +76,8 @@ static void encode(ks_feature_log_t *fl, const ks_scorer_t *s, const ks_event_t 
         ks_buf_json_double(b, x[j]); /* NaN (missing) prints as null */
     }
     ks_buf_putc(b, '}');
-    if (model->task == KS_TASK_CLASSIFICATION) {
-        size_t best = 0;
-        for (size_t k = 1; k < model->n_classes; k++)
-            if (o[k] > o[best])
-                best = k;
-        ks_buf_puts(b, ",\"prediction\":");
-        put_label(b, model->class_labels[best]);
-        ks_buf_puts(b, ",\"probabilities\":{");
-        for (size_t k = 0; k < model->n_classes; k++) {
-            if (k)
-                ks_buf_putc(b, ',');
-            ks_buf_json_string(b, model->class_labels[k], strlen(model->class_labels[k]));
-            ks_buf_putc(b, ':');
-            ks_buf_json_double(b, o[k]);
-        }
-        ks_buf_putc(b, '}');
-        if (p->binary) {
-            ks_buf_puts(b, ",\"score\":");
-            ks_buf_json_double(b, o[1]);
-        }
-    } else {
-        ks_buf_puts(b, ",\"prediction\":");
-        ks_buf_json_double(b, o[0]);
-    }
+    ks_buf_putc(b, ',');
+    ks_encode_prediction(b, s->sv, o);
     if (ev[i].timestamp_ms >= 0) {
         ks_buf_puts(b, ",\"event_time\":\"");
         ks_buf_iso8601_ms(b, ev[i].timestamp_ms);

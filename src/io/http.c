@@ -50,6 +50,7 @@ typedef struct snap {
     uint64_t score[MAXB];
     double score_sum;
     uint64_t score_count;
+    const ks_histogram_t *score_hist; /* the model version's histogram the counts came from */
 } snap_t;
 
 struct ks_http {
@@ -115,10 +116,21 @@ static void take_snapshot(const struct ks_pipeline *p, snap_t *s)
     hist_copy(em->end_to_end, s->e2e);
     for (int st = 0; st < KS_STAGE__COUNT; st++)
         hist_copy(em->stage[st], s->stage[st]);
-    hist_copy(em->score, s->score);
-    s->score_count = atomic_load(&em->score->count);
-    uint64_t bits = atomic_load(&em->score->sum_bits);
+    /* the prediction distribution of the model in service (a hot swap starts
+     * a new histogram: deltas across a swap are not taken, see same_model) */
+    ks_serving_t *sv = ks_pipeline_acquire((struct ks_pipeline *)p);
+    s->score_hist = sv->score;
+    hist_copy(sv->score, s->score);
+    s->score_count = atomic_load(&sv->score->count);
+    uint64_t bits = atomic_load(&sv->score->sum_bits);
     memcpy(&s->score_sum, &bits, sizeof(bits));
+    ks_serving_release(sv);
+}
+
+/* The older snapshot, if its prediction counts are from the same model. */
+static const snap_t *same_model(const snap_t *now, const snap_t *old)
+{
+    return old && old->score_hist == now->score_hist ? old : NULL;
 }
 
 static void *sampler_main(void *arg)
@@ -268,7 +280,8 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
         ks_buf_json_string(&reasons, why.data, why.len);                                       \
     } while (0)
 
-    int model_ok = p->model != NULL;
+    ks_serving_t *sv = ks_pipeline_acquire(p);
+    int model_ok = sv != NULL && sv->model != NULL;
     if (!model_ok)
         REASON("no model is loaded");
     int assigned = p->kstats ? ks_kstats_assigned(p->kstats) : -1;
@@ -296,7 +309,7 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
                   ready ? "true" : "false", model_ok ? "true" : "false");
     if (model_ok) {
         ks_buf_puts(out, ",\"version\":");
-        ks_buf_json_string(out, p->model->version, strlen(p->model->version));
+        ks_buf_json_string(out, sv->model->version, strlen(sv->model->version));
     }
     ks_buf_printf(out, "},\"partitions_assigned\":{\"ok\":%s,\"assigned\":%d}",
                   parts_ok ? "true" : "false", assigned);
@@ -313,6 +326,7 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
     ks_buf_free(&why);
     ks_buf_free(&bwhy);
     ks_buf_free(&reasons);
+    ks_serving_release(sv);
     return ready;
 #undef REASON
 }
@@ -334,8 +348,8 @@ static void put_quantiles(ks_buf_t *b, const double *bounds, size_t nb, const ui
 static void status_json(ks_http_t *h, ks_buf_t *b)
 {
     struct ks_pipeline *p = h->p;
-    const ks_model_t *m = p->model;
-    const ks_engine_metrics_t *em = &p->metrics;
+    ks_serving_t *sv = ks_pipeline_acquire(p);
+    const ks_model_t *m = sv->model;
     const double *lb = ks_buckets_latency_seconds;
     size_t nlb = ks_buckets_latency_seconds_n;
     snap_t now;
@@ -403,8 +417,10 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
             case 5: put_num(b, delta_quantile(lb, nlb, a->e2e, w->e2e, 0.95) * 1e3); break;
             case 6: put_num(b, delta_quantile(lb, nlb, a->e2e, w->e2e, 0.99) * 1e3); break;
             default: {
-                uint64_t dc = a->score_count - w->score_count;
-                put_num(b, dc ? (a->score_sum - w->score_sum) / (double)dc : NAN);
+                const snap_t *ws = same_model(a, w); /* NULL across a model swap */
+                uint64_t dc = a->score_count - (ws ? ws->score_count : 0);
+                double ds = a->score_sum - (ws ? ws->score_sum : 0);
+                put_num(b, dc ? ds / (double)dc : NAN);
             }
             }
         }
@@ -425,8 +441,8 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_puts(b, "}},");
 
     /* prediction distribution over the last minute */
-    const snap_t *minute = n > 60 ? back(h, 60) : NULL;
-    const ks_histogram_t *sh = em->score;
+    const snap_t *minute = same_model(&now, n > 60 ? back(h, 60) : NULL);
+    const ks_histogram_t *sh = now.score_hist;
     ks_buf_puts(b, "\"score_distribution\":{\"window_s\":60,\"bounds\":[");
     for (size_t i = 0; i < sh->n_bounds; i++) {
         if (i)
@@ -448,6 +464,7 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_puts(b, ",\"errors\":");
     ks_log_recent_json(b, 20);
     ks_buf_puts(b, "}");
+    ks_serving_release(sv);
 }
 
 /* ---- requests --------------------------------------------------------- */

@@ -350,7 +350,7 @@ static void test_server(void)
     CHECK(ks_json_is(ks_json_get(ks_json_get(root, "series"), "consumed_per_s"), KS_JSON_ARRAY));
     CHECK(ks_json_is(ks_json_get(ks_json_get(root, "latency_ms"), "stages"), KS_JSON_OBJECT));
     CHECK_EQ_STR(ks_json_str(ks_json_get(ks_json_get(root, "model"), "version")),
-                 p->model->version);
+                 p->serving->model->version);
     CHECK(ks_json_is(ks_json_get(root, "errors"), KS_JSON_ARRAY));
     CHECK(ks_json_is(ks_json_get(ks_json_get(root, "kafka"), "partitions"), KS_JSON_ARRAY));
     ks_json_free(root);
