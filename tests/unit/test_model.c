@@ -5,6 +5,7 @@
  * MLP; plus metadata, versions, refcounting and refusal of broken files.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,65 @@ static void test_xgboost_lightgbm_small(void)
     CHECK_CONTAINS(err, "truncated");
 }
 
+/* Many threads predicting with one model while taking and dropping
+ * references: every thread sees the same outputs, the model outlives them. */
+typedef struct {
+    ks_model_t *m;
+    const double *X;
+    const double *want;
+    size_t rows;
+    int mismatches;
+} thread_arg_t;
+
+static void *predict_thread(void *p)
+{
+    thread_arg_t *a = p;
+    double out[64 * 2];
+    for (int it = 0; it < 200; it++) {
+        ks_model_t *m = ks_model_ref(a->m);
+        size_t n = (size_t)(it % 7) * 9 + 1;
+        if (n > a->rows)
+            n = a->rows;
+        ks_model_predict(m, a->X, n, out);
+        if (memcmp(out, a->want, n * 2 * sizeof(double)) != 0)
+            a->mismatches++;
+        ks_model_unref(m);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    char err[512] = "";
+    ks_model_t *m = load(HEAD("classification")
+        "\"model_type\": \"tree_ensemble\", \"feature_names\": [\"a\", \"b\"], \"classes\": [0, 1],"
+        "\"tree_ensemble\": {\"comparison\": \"float32\", \"n_raw\": 1, \"base_score\": [0.1], \"link\": \"logistic\","
+        "\"trees\": [{\"left\": [1, 3, -1, -1, -1], \"right\": [2, 4, -1, -1, -1], \"feature\": [0, 1, 0, 0, 0],"
+        "\"threshold\": [0.5, -1, 0, 0, 0], \"missing_left\": [0, 1, 0, 0, 0], \"value\": [0, 0, 0.7, -0.3, 0.2]},"
+        "{\"left\": [1, -1, -1], \"right\": [2, -1, -1], \"feature\": [1, 0, 0], \"threshold\": [0.25, 0, 0],"
+        "\"value\": [0, 1, -1]}]}}",
+        err, sizeof(err));
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m)
+        return;
+    double X[64 * 2], want[64 * 2];
+    for (int i = 0; i < 128; i++)
+        X[i] = (i % 11 == 0) ? NAN : (double)((i * 37) % 17) / 8.0 - 1.0;
+    CHECK_EQ_INT(ks_model_predict(m, X, 64, want), 0);
+    pthread_t th[4];
+    thread_arg_t args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (thread_arg_t){m, X, want, 64, 0};
+        pthread_create(&th[t], NULL, predict_thread, &args[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_INT(args[t].mismatches, 0);
+    }
+    CHECK_EQ_INT(m->refcount, 1);
+    ks_model_unref(m);
+}
+
 int main(void)
 {
     RUN(test_sha256);
@@ -436,5 +496,6 @@ int main(void)
     RUN(test_load_file);
     RUN(test_predict_csv);
     RUN(test_xgboost_lightgbm_small);
+    RUN(test_threads);
     return test_summary();
 }
