@@ -183,6 +183,19 @@ out:
 
 /* ---------------------------------------------------------------- linear */
 
+/* Checks that every row of a 2-D JSON array has `cols` items before anything
+ * of rows x cols is allocated (a hostile file could otherwise claim a huge
+ * matrix with a few bytes). */
+static int check_matrix(const ks_json_t *m, const char *what, size_t cols, char *errbuf, size_t errsize)
+{
+    for (size_t r = 0; r < ks_json_len(m); r++) {
+        const ks_json_t *row = ks_json_at(m, r);
+        if (!ks_json_is(row, KS_JSON_ARRAY) || ks_json_len(row) != cols)
+            return ks_json_err(row, errbuf, errsize, "'%s' row %zu must be an array of %zu numbers", what, r, cols);
+    }
+    return KS_OK;
+}
+
 static int load_linear(ks_model_t *m, kscore_impl_t *k, const ks_json_t *lin, char *errbuf, size_t errsize)
 {
     int rc = KS_OK;
@@ -197,6 +210,8 @@ static int load_linear(ks_model_t *m, kscore_impl_t *k, const ks_json_t *lin, ch
     if (k->n_raw == 0 || k->n_raw > KS_MAX_CLASSES)
         return ks_json_err(coef, errbuf, errsize, "'coef' must have 1 to %d rows (has %zu)", KS_MAX_CLASSES,
                            k->n_raw);
+    if ((rc = check_matrix(coef, "coef", k->n_features, errbuf, errsize)))
+        goto out;
     k->coef = ks_xmalloc(k->n_raw * k->n_features * sizeof(double));
     for (size_t r = 0; r < k->n_raw; r++) {
         rc = ks_mj_f64_array(ks_json_at(coef, r), "coef row", k->n_features, 0, &row, &len, errbuf, errsize);
@@ -293,6 +308,8 @@ static int load_mlp(ks_model_t *m, kscore_impl_t *k, const ks_json_t *mlp, char 
             rc = ks_json_err(W, errbuf, errsize, "layer %zu: width must be 1 to %d", i, KS_MLP_MAX_WIDTH);
             goto out;
         }
+        if ((rc = check_matrix(W, "weights", n_out, errbuf, errsize)))
+            goto out;
         ly->n_in = n_in;
         ly->n_out = n_out;
         ly->weights = ks_xmalloc(n_in * n_out * sizeof(double));

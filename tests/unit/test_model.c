@@ -264,7 +264,7 @@ static void test_refusals(void)
     expect_refused("{\"format\": \"kscore-model\", \"format_version\": 2}", "format_version 2");
     expect_refused(HEAD("regression") "\"model_type\": \"svm\", \"feature_names\": [\"a\"]}", "'svm'");
     expect_refused(HEAD("regression") "\"model_type\": \"linear\", \"feature_names\": [\"a\", \"b\"],"
-                   "\"linear\": {\"coef\": [[1]], \"intercept\": [0]}}", "expected 2");
+                   "\"linear\": {\"coef\": [[1]], \"intercept\": [0]}}", "array of 2 numbers");
     expect_refused(HEAD("classification") "\"model_type\": \"linear\", \"feature_names\": [\"a\"],"
                    "\"classes\": [0, 1, 2], \"linear\": {\"coef\": [[1]], \"intercept\": [0], \"link\": \"logistic\"}}",
                    "does not fit");
