@@ -60,6 +60,7 @@ typedef struct ks_worker {
     size_t n_msgs, cap;
     int scored;                 /* the batch is scored and partly produced */
     int passthrough;            /* mode: passthrough */
+    int close_abandoned;        /* leaving the group timed out: destroy without closing */
     ks_gauge_t *queue_depth;
     size_t produce_pos;         /* next event of the batch to produce */
     rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
@@ -463,6 +464,42 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 
 /* ---- the thread -------------------------------------------------------- */
 
+/* Leaves the group, serving the final revocation (which commits), but gives
+ * up after timeout_ms: rd_kafka_consumer_close() alone may block for up to
+ * session.timeout.ms when the group is rebalancing, and shutdown must be quick.
+ * Everything acknowledged is committed by then; an abandoned close only means
+ * the broker evicts the member when its session times out. */
+static void close_consumer(ks_worker_t *w, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(w->consumer, q);
+    int64_t deadline = ks_now_mono_ns() + (int64_t)timeout_ms * 1000000;
+    if (error) {
+        ks_warn("%s: leaving the group: %s", w->name, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        w->close_abandoned = 1;
+        goto out;
+    }
+    while (!rd_kafka_consumer_closed(w->consumer)) {
+        if (ks_now_mono_ns() > deadline) {
+            ks_warn("%s: the group did not confirm our leaving within %d ms; the broker will "
+                    "drop this member when its session times out",
+                    w->name, timeout_ms);
+            w->close_abandoned = 1;
+            break;
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        if (!ev)
+            continue;
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+            on_rebalance(w->consumer, rd_kafka_event_error(ev),
+                         rd_kafka_event_topic_partition_list(ev), w);
+        rd_kafka_event_destroy(ev);
+    }
+out:
+    rd_kafka_queue_destroy(q);
+}
+
 static void *worker_main(void *arg)
 {
     ks_worker_t *w = arg;
@@ -523,6 +560,7 @@ static void *worker_main(void *arg)
             commit(w, 0, 0);
     }
 
+    int64_t deadline = ks_now_mono_ns() + cfg->shutdown_timeout_ms * 1000000;
     if (!atomic_load(&w->p->fatal)) {
         ks_info("%s: shutting down: finishing the batch in flight", w->name);
         drain_and_commit(w, (int)cfg->shutdown_timeout_ms);
@@ -530,9 +568,8 @@ static void *worker_main(void *arg)
         w->rc = KS_EXIT_RUNTIME;
         commit(w, 1, 1); /* acknowledged work is still safe to commit */
     }
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(w->consumer);
-    if (err)
-        ks_warn("%s: leaving the group: %s", w->name, rd_kafka_err2str(err));
+    int64_t left_ms = (deadline - ks_now_mono_ns()) / 1000000;
+    close_consumer(w, left_ms > 2000 ? (int)left_ms : 2000);
     ks_info("%s: stopped", w->name);
     return NULL;
 }
@@ -668,7 +705,8 @@ int ks_worker_join(struct ks_worker *w)
         rc = w->rc;
     }
     if (w->consumer)
-        rd_kafka_destroy(w->consumer);
+        rd_kafka_destroy_flags(w->consumer,
+                               w->close_abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     if (w->out_rkt)
         rd_kafka_topic_destroy(w->out_rkt);
     if (w->dlq_rkt)
