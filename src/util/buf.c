@@ -111,24 +111,153 @@ static int put_special(ks_buf_t *b, double v)
     return 0;
 }
 
+/* ---- doubles without printf -------------------------------------------------
+ *
+ * For 1e-6 <= |v| < 2^53 the digits are computed exactly in 128-bit integers:
+ * with v = f * 2^e (f < 2^53, -128 < e <= 0) and s = prec - 1 - floor(log10 v),
+ * v * 10^s = f * 10^s / 2^-e, and f * 10^s < 2^127 for s <= 22. Rounding the
+ * quotient half-to-even gives exactly the digits printf("%.*g") prints; the
+ * remainder tells whether those digits parse back to v (|N - v*10^s| below
+ * half an ulp), so json_double can pick the shortest of 15/16/17 digits
+ * without strtod. Anything outside that range goes to snprintf.
+ */
+typedef unsigned __int128 u128;
+
+static u128 pow10_u128(int k)
+{
+    u128 r = 1;
+    while (k-- > 0)
+        r *= 10;
+    return r;
+}
+
+/* Exact prec-digit decimal of v > 0: *n has prec digits, *e10 is the power of
+ * ten of its first digit, *exact_back says the digits parse back to v.
+ * Returns 0 when v is outside the fast range. */
+static int exact_digits(double v, int prec, uint64_t *n, int *e10, int *exact_back)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    int bexp = (int)((bits >> 52) & 0x7ff);
+    if (bexp == 0 || v < 1e-6 || v >= 9007199254740992.0)
+        return 0;
+    uint64_t f = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
+    int sh = 1075 - bexp; /* v = f / 2^sh */
+    if (sh <= 0 || sh >= 120)
+        return 0;
+    int e = (int)floor(log10(v)), carried = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        int s = prec - 1 - e;
+        if (s < 0 || s > 22)
+            return 0;
+        u128 p10 = pow10_u128(s), a = (u128)f * p10;
+        u128 q = a >> sh, r = a - (q << sh), half = (u128)1 << (sh - 1);
+        if (q < pow10_u128(prec - 1) && !carried) { /* below prec digits: e one too high */
+            e--;
+            continue;
+        }
+        int up = r > half || (r == half && (q & 1));
+        q += up;
+        if (q >= pow10_u128(prec)) { /* too many digits, or rounding carried into one more */
+            carried = q == pow10_u128(prec) && (q - up) < pow10_u128(prec);
+            e++;
+            continue;
+        }
+        u128 diff = up ? ((u128)1 << sh) - r : r; /* |q - v*10^s| in units of 2^-sh */
+        /* below v at a power of two the gap to the next double down is half */
+        int lower_half = f == (UINT64_C(1) << 52) && !up && r != 0;
+        u128 lim = lower_half ? p10 / 2 : p10;
+        *exact_back = 2 * diff < lim || (2 * diff == lim && !(f & 1) && !lower_half);
+        *n = (uint64_t)q;
+        *e10 = e;
+        return 1;
+    }
+    return 0;
+}
+
+/* Writes prec digits of n with exponent e10 the way %g does (trailing zeros
+ * dropped, exponent form below 1e-4 or from 10^prec). Returns the length. */
+static int format_g(char *out, int neg, uint64_t n, int prec, int e10)
+{
+    char d[24];
+    for (int i = prec - 1; i >= 0; i--) {
+        d[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    int nd = prec;
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    int len = 0;
+    if (neg)
+        out[len++] = '-';
+    if (e10 < -4 || e10 >= prec) {
+        out[len++] = d[0];
+        if (nd > 1) {
+            out[len++] = '.';
+            memcpy(out + len, d + 1, (size_t)nd - 1);
+            len += nd - 1;
+        }
+        len += sprintf(out + len, "e%c%02d", e10 < 0 ? '-' : '+', e10 < 0 ? -e10 : e10);
+    } else if (e10 < 0) {
+        out[len++] = '0';
+        out[len++] = '.';
+        for (int i = 0; i < -e10 - 1; i++)
+            out[len++] = '0';
+        memcpy(out + len, d, (size_t)nd);
+        len += nd;
+    } else {
+        memcpy(out + len, d, (size_t)e10 + 1 <= (size_t)nd ? (size_t)e10 + 1 : (size_t)nd);
+        len += e10 + 1 <= nd ? e10 + 1 : nd;
+        for (int i = nd; i < e10 + 1; i++)
+            out[len++] = '0';
+        if (nd > e10 + 1) {
+            out[len++] = '.';
+            memcpy(out + len, d + e10 + 1, (size_t)(nd - e10 - 1));
+            len += nd - e10 - 1;
+        }
+    }
+    out[len] = '\0';
+    return len;
+}
+
+int ks_fmt_double(char *out, double v, int prec)
+{
+    uint64_t n;
+    int e10, back;
+    if (exact_digits(fabs(v), prec, &n, &e10, &back))
+        return format_g(out, v < 0, n, prec, e10);
+    return snprintf(out, 32, "%.*g", prec, v);
+}
+
 void ks_buf_json_double(ks_buf_t *b, double v)
 {
     if (put_special(b, v))
         return;
-    /* input-like numbers (44.22) round-trip at 15 digits; else 17 always do */
-    char tmp[32];
+    /* the fewest of 15, 16, 17 digits that parse back to the same bits */
+    char tmp[40];
+    uint64_t n;
+    int e10, back = 0, prec;
+    for (prec = 15; prec <= 17; prec++) /* (no exponent form where %.17g has none) */
+        if (exact_digits(fabs(v), prec, &n, &e10, &back) && back && (e10 < prec || prec == 17))
+            break;
+    if (prec <= 17) {
+        ks_buf_append(b, tmp, (size_t)format_g(tmp, v < 0, n, prec, e10));
+        return;
+    }
+    char t17[40]; /* outside the fast range */
+    snprintf(t17, sizeof(t17), "%.17g", v);
     snprintf(tmp, sizeof(tmp), "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-        snprintf(tmp, sizeof(tmp), "%.17g", v);
-    ks_buf_puts(b, tmp);
+    int shorter_ok = strtod(tmp, NULL) == v && (!strchr(tmp, 'e') || strchr(t17, 'e'));
+    ks_buf_puts(b, shorter_ok ? tmp : t17);
 }
 
 void ks_buf_json_double17(ks_buf_t *b, double v)
 {
     if (put_special(b, v))
         return;
-    ks_buf_reserve(b, 32);
-    b->len += (size_t)snprintf(b->data + b->len, 32, "%.17g", v);
+    ks_buf_reserve(b, 40);
+    b->len += (size_t)ks_fmt_double(b->data + b->len, v, 17);
+    b->data[b->len] = '\0';
 }
 
 /* n zero-padded decimal digits of v at p */

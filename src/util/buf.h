@@ -28,6 +28,10 @@ void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n);
  * such as probabilities need 16-17 digits anyway). */
 void ks_buf_json_double(ks_buf_t *b, double v);
 void ks_buf_json_double17(ks_buf_t *b, double v);
+/* Writes v exactly as printf("%.*g", prec, v) would (prec 1..17) into out
+ * (at least 32 bytes); returns the length. Integer arithmetic in the common
+ * range, snprintf outside it. */
+int ks_fmt_double(char *out, double v, int prec);
 /* Appends an epoch-milliseconds time as ISO-8601 UTC "2026-11-22T01:39:27.123Z". */
 void ks_buf_iso8601_ms(ks_buf_t *b, int64_t epoch_ms);
 /* Appends v >= 0 with exactly three decimals ("12.345"), like "%.3f". */

@@ -79,8 +79,94 @@ static void test_fixed3_and_doubles(void)
     ks_buf_free(&b);
 }
 
+/* ks_fmt_double must print exactly what printf prints, in and out of its
+ * integer fast range, for every precision; json_double must round-trip and
+ * never be longer than %.17g. */
+static void test_fmt_double_matches_printf(void)
+{
+    char got[48], want[48];
+    int mismatches = 0;
+    for (int i = 0; i < 2000000 && mismatches < 5; i++) {
+        double v;
+        uint64_t r = next();
+        switch (i % 4) {
+        case 0: /* any bits */
+            memcpy(&v, &r, sizeof(v));
+            break;
+        case 1: /* probabilities */
+            v = (double)(r >> 11) / 9007199254740992.0;
+            break;
+        case 2: /* money-like and their neighbours */
+            v = nextafter((double)(r % 10000000) / 100.0, (r & 1) ? 1e300 : -1e300);
+            break;
+        default: /* log-uniform over the fast range and past its edges */
+            v = pow(10, -8 + (double)(r % 30000) / 1000.0) * ((r >> 40) & 1 ? -1 : 1);
+        }
+        if (!isfinite(v))
+            continue;
+        int prec = i % 7 == 0 ? 1 + (int)(r >> 59) % 17 : 17;
+        ks_fmt_double(got, v, prec);
+        snprintf(want, sizeof(want), "%.*g", prec, v);
+        if (strcmp(got, want) != 0) {
+            mismatches++;
+            CHECK_EQ_STR(got, want);
+        }
+        char want17[48];
+        snprintf(want17, sizeof(want17), "%.17g", v);
+        ks_buf_t b = {0};
+        ks_buf_json_double(&b, v);
+        if (strtod(b.data, NULL) != v || b.len > strlen(want17)) {
+            mismatches++;
+            CHECK_MSG(0, "json_double(%.17g) = %s", v, b.data);
+        }
+        ks_buf_free(&b);
+    }
+    /* halfway cases and powers of two, where rounding and the lower gap differ */
+    for (int k = -20; k < 52 && mismatches < 5; k++) {
+        double p2 = ldexp(1, k);
+        double vs[] = {p2, nextafter(p2, 0), nextafter(p2, 1e300), 0.5 + ldexp(1, -k - 30)};
+        for (size_t j = 0; j < 4; j++) {
+            ks_fmt_double(got, vs[j], 17);
+            snprintf(want, sizeof(want), "%.17g", vs[j]);
+            CHECK_EQ_STR(got, want);
+            ks_buf_t b = {0};
+            ks_buf_json_double(&b, vs[j]);
+            CHECK(strtod(b.data, NULL) == vs[j]);
+            ks_buf_free(&b);
+        }
+    }
+    /* next to powers of ten, where rounding can carry into one more digit */
+    for (int k = -7; k <= 16 && mismatches < 5; k++) {
+        double p10 = pow(10, k), vs[] = {p10, nextafter(p10, 0), nextafter(nextafter(p10, 0), 0),
+                                         nextafter(p10, 1e300)};
+        for (size_t j = 0; j < 4; j++)
+            for (int prec = 1; prec <= 17; prec++) {
+                ks_fmt_double(got, vs[j], prec);
+                snprintf(want, sizeof(want), "%.*g", prec, vs[j]);
+                if (strcmp(got, want) != 0) {
+                    mismatches++;
+                    CHECK_EQ_STR(got, want);
+                }
+            }
+    }
+    ks_buf_t b = {0};
+    ks_buf_json_double(&b, 0.1);
+    CHECK_EQ_STR(b.data, "0.1");
+    ks_buf_reset(&b);
+    ks_buf_json_double(&b, 0.38876206603455088);
+    CHECK_EQ_STR(b.data, "0.3887620660345509");
+    ks_buf_reset(&b);
+    ks_buf_json_double(&b, 1e-5);
+    CHECK_EQ_STR(b.data, "1e-05");
+    ks_buf_reset(&b);
+    ks_buf_json_double(&b, 44.22);
+    CHECK_EQ_STR(b.data, "44.22");
+    ks_buf_free(&b);
+}
+
 int main(void)
 {
+    RUN(test_fmt_double_matches_printf);
     RUN(test_iso8601);
     RUN(test_fixed3_and_doubles);
     return test_summary();
