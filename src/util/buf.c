@@ -6,6 +6,7 @@
 #include "core/common.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,12 +124,18 @@ static int put_special(ks_buf_t *b, double v)
  */
 typedef unsigned __int128 u128;
 
-static u128 pow10_u128(int k)
+static u128 pow10_tab[39];
+
+static void pow10_init(void)
 {
     u128 r = 1;
-    while (k-- > 0)
-        r *= 10;
-    return r;
+    for (int k = 0; k < 39; k++, r *= 10)
+        pow10_tab[k] = r;
+}
+
+static inline u128 pow10_u128(int k)
+{
+    return pow10_tab[k];
 }
 
 /* Exact prec-digit decimal of v > 0: *n has prec digits, *e10 is the power of
@@ -145,7 +152,10 @@ static int exact_digits(double v, int prec, uint64_t *n, int *e10, int *exact_ba
     int sh = 1075 - bexp; /* v = f / 2^sh */
     if (sh <= 0 || sh >= 120)
         return 0;
-    int e = (int)floor(log10(v)), carried = 0;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pow10_init);
+    /* floor(log10 v) from the binary exponent (within one; the loop corrects) */
+    int e = ((bexp - 1023) * 78913) >> 18, carried = 0;
     for (int tries = 0; tries < 4; tries++) {
         int s = prec - 1 - e;
         if (s < 0 || s > 22)
