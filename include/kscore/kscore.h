@@ -32,8 +32,9 @@ typedef struct ks_config ks_config_t;
 int ks_config_load(const char *path, const char *const *sets, size_t n_sets, ks_config_t **out,
                    char *errbuf, size_t errsize);
 void ks_config_free(ks_config_t *cfg);
-/* Prints the config reference (generated from the config table). */
-void ks_config_print_reference(FILE *out);
+/* Prints the config reference generated from the config table, as text or
+ * as the Markdown of docs/config.md. */
+void ks_config_print_reference(FILE *out, int markdown);
 
 typedef struct ks_pipeline ks_pipeline_t;
 

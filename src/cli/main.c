@@ -27,7 +27,7 @@ static void usage(FILE *out)
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
             "             [--poisson] [--keys K] [--zipf S] [--malformed F] [--seed N]\n"
             "             [--start N] [--stdout]   open-loop fraud-example event generator\n"
-            "  kscore config-reference                                  every config key\n"
+            "  kscore config-reference [--markdown]                     every config key\n"
             "  kscore version\n\n"
             "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or model.\n",
             ks_version());
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
         return KS_EXIT_OK;
     }
     if (!strcmp(cmd, "config-reference")) {
-        ks_config_print_reference(stdout);
+        ks_config_print_reference(stdout, argc > 2 && !strcmp(argv[2], "--markdown"));
         return KS_EXIT_OK;
     }
     if (!strcmp(cmd, "gen"))

@@ -97,17 +97,48 @@ static const struct { const char *key, *desc; } config_sections[] = {
     {"features", "Ordered list of features (see docs/features.md)."},
 };
 
-void ks_config_print_reference(FILE *out)
+static const char *type_name(const config_key_t *k)
 {
+    return k->type == CT_INT ? "int" : k->type == CT_DOUBLE ? "number"
+         : k->type == CT_STRLIST ? "list" : k->type == CT_ENUM ? k->choices : "string";
+}
+
+/* A table cell: '|' would end it. */
+static void put_cell(FILE *out, const char *s)
+{
+    for (; *s; s++)
+        fputs(*s == '|' ? "\\|" : (char[]){*s, 0}, out);
+}
+
+void ks_config_print_reference(FILE *out, int markdown)
+{
+    if (markdown) {
+        fprintf(out, "# Configuration reference\n\n"
+                     "Generated from the config table in `src/core/config.c` by "
+                     "`kscore config-reference --markdown`; a test keeps it in sync.\n"
+                     "Any key can be overridden with `--set key=value`.\n\n"
+                     "| key | type | default | meaning |\n| --- | --- | --- | --- |\n");
+        for (size_t i = 0; i < KS_ARRAY_LEN(config_sections); i++)
+            fprintf(out, "| `%s` | section | | %s |\n", config_sections[i].key,
+                    config_sections[i].desc);
+        for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
+            const config_key_t *k = &config_keys[i];
+            fprintf(out, "| `%s` | ", k->key);
+            put_cell(out, type_name(k));
+            fprintf(out, " | %s | ", k->required ? "**required**" : k->dflt ? k->dflt : "");
+            put_cell(out, k->desc);
+            fputs(" |\n", out);
+        }
+        return;
+    }
     fprintf(out, "Config keys (YAML; any key can be overridden with --set key=value):\n\n");
     for (size_t i = 0; i < KS_ARRAY_LEN(config_sections); i++)
         fprintf(out, "  %-22s %s\n", config_sections[i].key, config_sections[i].desc);
     for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
         const config_key_t *k = &config_keys[i];
-        const char *t = k->type == CT_INT ? "int" : k->type == CT_DOUBLE ? "number"
-                      : k->type == CT_STRLIST ? "list" : k->type == CT_ENUM ? k->choices : "string";
-        fprintf(out, "  %-22s %s [%s%s%s%s]\n", k->key, k->desc, t, k->required ? ", required" : "",
-                k->dflt ? ", default " : "", k->dflt ? k->dflt : "");
+        fprintf(out, "  %-22s %s [%s%s%s%s]\n", k->key, k->desc, type_name(k),
+                k->required ? ", required" : "", k->dflt ? ", default " : "",
+                k->dflt ? k->dflt : "");
     }
 }
 

@@ -36,6 +36,11 @@ echo '{"format": "kscore-model"' >"$T/bad.json"
 expect 2 "bad.json" -- "$KS" validate -c "$EX" --set "model.path=$T/bad.json"
 expect 2 "bad.json" -- "$KS" model info "$T/bad.json"
 expect 0 "version: fraud-lr-1" -- "$KS" model info "$ROOT/examples/fraud/model.json"
+# docs/config.md is generated from the config table and must stay in sync
+if ! "$KS" config-reference --markdown | cmp -s - "$ROOT/docs/config.md"; then
+    echo "FAIL: docs/config.md is stale: run kscore config-reference --markdown > docs/config.md" >&2
+    fails=$((fails + 1))
+fi
 
 # predict: 10,000 events, 1% malformed -> 9,900 predictions + 100 dead letters
 "$KS" gen --stdout --count 10000 --malformed 0.01 --seed 4 2>/dev/null >"$T/events.jsonl"
