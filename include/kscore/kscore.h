@@ -75,6 +75,7 @@ typedef struct ks_gen_opts {
     double zipf_s;              /* 0 = uniform keys, else zipf exponent */
     double malformed_fraction;  /* exactly round(count * f) malformed events */
     unsigned long long seed;
+    double tick_us;             /* with rate: wake at most once per tick (0 = per event) */
     const char *const *props;   /* librdkafka producer "key=value" overrides (-X) */
     size_t n_props;
 } ks_gen_opts_t;

@@ -115,7 +115,7 @@ out:
 
 static int cmd_gen(int argc, char **argv)
 {
-    ks_gen_opts_t o = {.brokers = "127.0.0.1:9092", .keys = 10000, .seed = 1};
+    ks_gen_opts_t o = {.brokers = "127.0.0.1:9092", .keys = 10000, .seed = 1, .tick_us = 200};
     const char **props = calloc((size_t)argc + 1, sizeof(char *));
     size_t n_props = 0;
     int rc = KS_EXIT_USAGE;
@@ -135,6 +135,8 @@ static int cmd_gen(int argc, char **argv)
                    "  --malformed F      fraction of malformed events, exactly floor(N*F)\n"
                    "  --seed N           same seed, same events (default 1)\n"
                    "  --start N          first event number (ids e<N>, e<N+1>, ...)\n"
+                   "  --tick-us T        with --rate, wake at most every T us and send what\n"
+                   "                     is due (default 200; 0 = wake for every event)\n"
                    "  -X key=value       librdkafka producer property, e.g. -X linger.ms=1\n\n"
                    "Each event carries sent_at_us, its intended send time (epoch us). A JSON\n"
                    "summary goes to stderr (sent, acked, rate, send lateness, CPU).\n");
@@ -178,6 +180,8 @@ static int cmd_gen(int argc, char **argv)
             o.malformed_fraction = strtod(v, &end);
         else if (!strcmp(a, "--seed"))
             o.seed = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--tick-us"))
+            o.tick_us = strtod(v, &end);
         else
             goto bad;
         if (end && (*end || end == v))
