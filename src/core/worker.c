@@ -574,10 +574,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Creates a client with the callbacks both clients share (errors, logs,
+ * statistics); `conf` is consumed. */
 static int new_client(ks_worker_t *w, rd_kafka_type_t type, rd_kafka_conf_t *conf,
                       rd_kafka_t **out, char *errbuf, size_t errsize)
 {
     char kerr[512];
+    if (w->p->kstats)
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, w);
     *out = rd_kafka_new(type, conf, kerr, sizeof(kerr));
     if (!*out) {
         rd_kafka_conf_destroy(conf);
@@ -635,11 +642,6 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
         w->queue_max = atol(qmax);
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-    if (p->kstats)
-        rd_kafka_conf_set_stats_cb(pc, on_stats);
-    rd_kafka_conf_set_error_cb(pc, on_error);
-    rd_kafka_conf_set_log_cb(pc, on_log);
-    rd_kafka_conf_set_opaque(pc, w);
     rc = new_client(w, RD_KAFKA_PRODUCER, pc, &w->producer, errbuf, errsize);
     pc = NULL;
     if (rc)
@@ -662,11 +664,6 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
         goto out;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
-    if (p->kstats)
-        rd_kafka_conf_set_stats_cb(cc, on_stats);
-    rd_kafka_conf_set_error_cb(cc, on_error);
-    rd_kafka_conf_set_log_cb(cc, on_log);
-    rd_kafka_conf_set_opaque(cc, w);
     rc = new_client(w, RD_KAFKA_CONSUMER, cc, &w->consumer, errbuf, errsize);
     cc = NULL;
     if (rc)

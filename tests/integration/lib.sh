@@ -96,16 +96,21 @@ end_offsets() {
         awk '$NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
 }
 
-# wait_count TOPIC N TIMEOUT_S : until TOPIC holds at least N records.
-wait_count() {
-    local topic=$1 want=$2 timeout=$3 have=0 start=$SECONDS
+# wait_for WHAT N TIMEOUT_S PAUSE_S CMD... : until CMD prints a number >= N;
+# fails naming WHAT and the last value seen.
+wait_for() {
+    local what=$1 want=$2 timeout=$3 pause=$4 have=0 start=$SECONDS
+    shift 4
     while [ $((SECONDS - start)) -lt "$timeout" ]; do
-        have=$(end_offsets "$topic")
+        have=$("$@")
         [ "$have" -ge "$want" ] && return 0
-        sleep 0.2
+        sleep "$pause"
     done
-    fail "$topic has $have records after ${timeout}s, expected $want"
+    fail "$what: $have after ${timeout}s, expected $want"
 }
+
+# wait_count TOPIC N TIMEOUT_S : until TOPIC holds at least N records.
+wait_count() { wait_for "records in $1" "$2" "$3" 0.2 end_offsets "$1"; }
 
 # gen ARGS... : kscore gen against the test broker; fails the test if it fails.
 gen() {
@@ -141,15 +146,7 @@ distinct_ids() {
 }
 
 # wait_ids TOPIC N TIMEOUT_S : until TOPIC has outputs for N distinct ids.
-wait_ids() {
-    local topic=$1 want=$2 timeout=$3 have=0 start=$SECONDS
-    while [ $((SECONDS - start)) -lt "$timeout" ]; do
-        have=$(distinct_ids "$topic")
-        [ "$have" -ge "$want" ] && return 0
-        sleep 2
-    done
-    fail "$topic has outputs for $have distinct ids after ${timeout}s, expected $want"
-}
+wait_ids() { wait_for "distinct ids in $1" "$2" "$3" 2 distinct_ids "$1"; }
 
 # ---- observability helpers (metrics endpoint, Prometheus) ----------------
 

@@ -1,7 +1,8 @@
 /*
- * fuzz_model_lightgbm.c - libFuzzer target: arbitrary bytes through the model
- * loader (seeded with lightgbm model files, so mutations mostly reach that
- * backend). A file that loads is then asked to predict a few rows of
+ * fuzz_model.c - libFuzzer target: arbitrary bytes through the model loader,
+ * which picks the backend by content; the seed corpus holds kscore JSON,
+ * XGBoost JSON and LightGBM text files (hostile ones included), so mutations
+ * reach every backend. A file that loads is then asked to predict a few rows of
  * ordinary, missing and extreme values: no input may crash, hang, leak or
  * read out of bounds; refusals must come with a message.
  */
