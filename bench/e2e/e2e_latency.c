@@ -16,7 +16,8 @@
  * same records: the smallest and largest Kafka message timestamp (the
  * pipeline producer's create time), so a run over a pre-filled topic can be
  * read back afterwards and rated without a consumer competing for the CPU
- * while the pipeline runs. If records carry kscore's in-process `latency_ms`,
+ * while the pipeline runs; --rate-from-ms T rates only the records created
+ * from T on (window_rate), e.g. once a consumer group has settled. If records carry kscore's in-process `latency_ms`,
  * its percentiles are reported too (the pipeline's own share of the time).
  * The output record's create timestamp (set when the pipeline called
  * produce, in ms) splits each latency in two: stamp -> produce (generator
@@ -26,6 +27,7 @@
  * Usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]
  *                    [--expect N | --expect-file F] [--ready-after N]
  *                    [--timeout S] [--grace S] [--spectrum FILE] [--series FILE]
+ *                    [--rate-from-ms T]
  * --series writes, per second of send stamps in the window, the count, p50,
  * p99 and max latency: to see whether a tail is steady or one stall.
  *        e2e-latency --self-test      checks the histogram against exact quantiles
@@ -45,7 +47,7 @@
 
 typedef struct opts {
     const char *brokers, *topic, *expect_file, *spectrum, *series, *field;
-    int64_t from_us, to_us;
+    int64_t from_us, to_us, rate_from_ms;
     uint64_t expect, ready_after;
     double timeout_s, grace_s;
 } opts_t;
@@ -146,7 +148,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: e2e-latency --topic T [--brokers B] [--from-us T0] [--to-us T1]\n"
                     "       [--expect N | --expect-file F] [--ready-after N] [--timeout S]\n"
-                    "       [--grace S] [--spectrum FILE] [--series FILE] [--field sent_at_us]\n");
+                    "       [--grace S] [--spectrum FILE] [--series FILE] [--field sent_at_us]\n"
+                    "       [--rate-from-ms T]\n");
 }
 
 static int parse(int argc, char **argv, opts_t *o)
@@ -171,6 +174,8 @@ static int parse(int argc, char **argv, opts_t *o)
             o->field = v;
         else if (!strcmp(a, "--from-us"))
             o->from_us = strtoll(v, &end, 10);
+        else if (!strcmp(a, "--rate-from-ms"))
+            o->rate_from_ms = strtoll(v, &end, 10);
         else if (!strcmp(a, "--to-us"))
             o->to_us = strtoll(v, &end, 10);
         else if (!strcmp(a, "--expect"))
@@ -278,7 +283,7 @@ int main(int argc, char **argv)
     int rc = 1;
     rd_kafka_t *rk = NULL;
     ks_hist_t lat = {0}, inproc = {0}, before = {0}, after = {0};
-    uint64_t records = 0, no_stamp = 0, in_window = 0;
+    uint64_t records = 0, no_stamp = 0, in_window = 0, rate_records = 0;
     int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
     int64_t arr_first = 0, arr_last = 0;
     second_t *secs = NULL;
@@ -354,6 +359,8 @@ int main(int argc, char **argv)
         int64_t arrival = now_us();
         records++;
         int64_t ts = rd_kafka_message_timestamp(m, NULL);
+        if (o.rate_from_ms && ts >= o.rate_from_ms)
+            rate_records++;
         if (ts >= 0) {
             if (ts < ts_min)
                 ts_min = ts;
@@ -410,7 +417,7 @@ int main(int argc, char **argv)
            "\"to_produce_p50_ms\":%.3f,\"to_produce_p99_ms\":%.3f,"
            "\"after_produce_p50_ms\":%.3f,\"after_produce_p99_ms\":%.3f,"
            "\"arrival_rate\":%.0f,\"ts_first_ms\":%lld,\"ts_last_ms\":%lld,"
-           "\"ts_rate\":%.0f}\n",
+           "\"ts_rate\":%.0f,\"window_records\":%llu,\"window_rate\":%.0f}\n",
            o.topic, rc == 0 ? "true" : "false", (unsigned long long)records,
            (unsigned long long)o.expect, (unsigned long long)no_stamp,
            (unsigned long long)in_window, ms(ks_hist_quantile(&lat, 0.5)),
@@ -425,7 +432,11 @@ int main(int argc, char **argv)
            span_s > 0 ? (double)(in_window - 1) / span_s : 0,
            (long long)(ts_min == INT64_MAX ? 0 : ts_min),
            (long long)(ts_max == INT64_MIN ? 0 : ts_max),
-           ts_span_s > 0 ? (double)(records - 1) / ts_span_s : 0);
+           ts_span_s > 0 ? (double)(records - 1) / ts_span_s : 0,
+           (unsigned long long)rate_records,
+           o.rate_from_ms && ts_max > o.rate_from_ms
+               ? (double)rate_records / ((double)(ts_max - o.rate_from_ms) / 1e3)
+               : 0);
     if (o.spectrum) {
         FILE *f = fopen(o.spectrum, "w");
         if (f) {
