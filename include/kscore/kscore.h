@@ -55,7 +55,10 @@ void ks_pipeline_request_reload(ks_pipeline_t *p);
  * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
  * The same decode -> features -> model -> encode path as ks_pipeline_run. */
 int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
-void ks_pipeline_free(ks_pipeline_t *p);
+/* Frees the pipeline and returns 0; or, when a worker had to be left behind
+ * stuck in the Kafka client at shutdown (logged), frees nothing and returns 1:
+ * the caller must then keep the config too and just exit. */
+int ks_pipeline_free(ks_pipeline_t *p);
 
 /* Model tools behind `kscore model info|predict`. Return a KS_EXIT_* code and
  * print errors to stderr. */

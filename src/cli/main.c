@@ -107,8 +107,8 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         running = NULL;
     }
 out:
-    ks_pipeline_free(p);
-    ks_config_free(cfg);
+    if (ks_pipeline_free(p) == 0) /* else a stuck worker still uses both: just exit */
+        ks_config_free(cfg);
     free(a.sets);
     return rc;
 }

@@ -279,7 +279,7 @@ int ks_pipeline_run(ks_pipeline_t *p)
     for (size_t i = 0; i < n; i++) {
         if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
             ks_error("cannot start worker %zu: %s", i, err);
-            ks_worker_join(p->workers[i]); /* frees what was set up */
+            ks_worker_join(p->workers[i], INT64_MAX); /* frees what was set up */
             p->stop = 1;
             rc = KS_EXIT_RUNTIME;
             break;
@@ -289,8 +289,11 @@ int ks_pipeline_run(ks_pipeline_t *p)
     ks_info("pipeline running: %zu worker(s), model %s, topics %s... -> %s", p->n_workers,
             p->serving->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
     supervise(p);
+    int64_t stop_ms = ks_now_wall_ms();
     for (size_t i = 0; i < p->n_workers; i++) {
-        int wrc = ks_worker_join(p->workers[i]);
+        /* the workers' own shutdown is bounded by shutdown.timeout_ms; this
+         * is the backstop if one is stuck anyway */
+        int wrc = ks_worker_join(p->workers[i], stop_ms + p->cfg->shutdown_timeout_ms + 5000);
         if (wrc != KS_EXIT_OK)
             rc = wrc;
     }
@@ -381,13 +384,16 @@ out:
     return rc;
 }
 
-void ks_pipeline_free(ks_pipeline_t *p)
+int ks_pipeline_free(ks_pipeline_t *p)
 {
     if (!p)
-        return;
+        return 0;
+    if (atomic_load(&p->abandoned))
+        return 1; /* a stuck worker may still touch it; the process is exiting */
     ks_serving_release(p->serving);
     pthread_mutex_destroy(&p->serving_lock);
     free(p->workers);
     free(p->carry);
     free(p);
+    return 0;
 }

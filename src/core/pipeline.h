@@ -51,6 +51,7 @@ struct ks_pipeline {
     ks_engine_metrics_t metrics;
     volatile sig_atomic_t stop;
     atomic_int fatal;          /* a worker hit an unrecoverable error */
+    atomic_int abandoned;      /* a worker was left stuck at shutdown: never free */
     struct ks_worker **workers;
     size_t n_workers;
     struct ks_kstats *kstats;  /* librdkafka statistics, readiness (io/kafka_stats.h); NULL
@@ -117,7 +118,8 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
 /* Kafka worker, see core/worker.c. */
 int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
                     size_t errsize);
-/* Joins the worker thread; returns its exit status (KS_EXIT_*). */
-int ks_worker_join(struct ks_worker *w);
+/* Joins the worker thread, waiting until deadline_ms (CLOCK_REALTIME epoch
+ * ms), and frees it; returns its exit status (KS_EXIT_*). */
+int ks_worker_join(struct ks_worker *w, int64_t deadline_ms);
 
 #endif

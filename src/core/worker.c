@@ -694,11 +694,21 @@ out:
     return rc;
 }
 
-int ks_worker_join(struct ks_worker *w)
+int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
 {
     int rc = KS_EXIT_OK;
     if (w->started) {
-        pthread_join(w->thread, NULL);
+        struct timespec ts = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000};
+        if (pthread_timedjoin_np(w->thread, NULL, &ts) != 0) {
+            /* Everything acknowledged is committed before a worker leaves its
+             * group; a worker stuck past that (seen inside librdkafka while
+             * leaving a group mid-rebalance) must not keep the process alive.
+             * Its memory is left to the exit. */
+            ks_error("%s did not stop within shutdown.timeout_ms; exiting without it "
+                     "(its acknowledged offsets were committed)", w->name);
+            atomic_store(&w->p->abandoned, 1);
+            return KS_EXIT_OK;
+        }
         rc = w->rc;
     }
     if (w->consumer)
