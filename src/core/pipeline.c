@@ -345,7 +345,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
             break;
         ks_serving_t *sv = ks_pipeline_acquire(p);
         ks_scorer_run(&s, sv, ev, n);
-        int64_t now = ks_now_wall_ms();
+        ks_scorer_encode_batch(&s, ev, n);
         for (size_t i = 0; i < n; i++) {
             if (s.err[i] != KS_ERRCLASS_NONE) {
                 ks_buf_reset(&dl);
@@ -360,10 +360,9 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
                 fwrite(dl.data, 1, dl.len, dlq);
                 continue;
             }
-            const char *key;
-            size_t key_len;
-            const ks_buf_t *rec = ks_scorer_encode(&s, ev, i, now, &key, &key_len);
-            fwrite(rec->data, 1, rec->len, out);
+            size_t len;
+            const char *rec = ks_scorer_record(&s, i, &len);
+            fwrite(rec, 1, len, out);
             fputc('\n', out);
         }
         ks_serving_release(sv);

@@ -92,7 +92,10 @@ typedef struct ks_scorer {
     size_t *good_row;         /* event index -> row in X/out, or SIZE_MAX */
     ks_errclass_t *err;       /* per event */
     char **errmsg;            /* per event, in the arena */
-    ks_buf_t rec;             /* the record being encoded */
+    ks_buf_t recs;            /* the batch's output records, back to back */
+    size_t *rec_off, *rec_len; /* per event: its record in recs */
+    const char **key_ptr;     /* per event: key text in the event (string id), or NULL */
+    size_t *key_off, *key_len; /* ... or in recs (numeric id; SIZE_MAX = none) */
     char errtmp[256];
 } ks_scorer_t;
 
@@ -110,10 +113,25 @@ void ks_scorer_run(ks_scorer_t *s, ks_serving_t *sv, const ks_event_t *ev, size_
  * "probabilities", "score" (binary) and "confidence". */
 void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o);
 
-/* Encodes event i's output record into s->rec; returns it. the key arguments get
- * the id field's text (NULL if no id field or the id is missing). */
-const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
-                                 int64_t now_ms, const char **key, size_t *key_len);
+/* Encodes the output record of every scored event of the batch (all of them at
+ * once, so the stage is timed once and latency_ms read from one clock read);
+ * then ks_scorer_record / ks_scorer_key give event i's record and key. */
+void ks_scorer_encode_batch(ks_scorer_t *s, const ks_event_t *ev, size_t n);
+
+static inline const char *ks_scorer_record(const ks_scorer_t *s, size_t i, size_t *len)
+{
+    *len = s->rec_len[i];
+    return s->recs.data + s->rec_off[i];
+}
+
+/* The id field's text as the record key, or NULL (no id field, or missing). */
+static inline const char *ks_scorer_key(const ks_scorer_t *s, size_t i, size_t *len)
+{
+    *len = s->key_len[i];
+    if (s->key_ptr[i])
+        return s->key_ptr[i];
+    return s->key_off[i] != (size_t)-1 ? s->recs.data + s->key_off[i] : NULL;
+}
 
 /* Kafka worker, see core/worker.c. */
 int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,

@@ -35,9 +35,14 @@ void ks_scorer_destroy(ks_scorer_t *s)
     free(s->X);
     free(s->out);
     free(s->good_row);
+    free(s->rec_off);
+    free(s->rec_len);
+    free(s->key_off);
+    free(s->key_len);
+    free(s->key_ptr);
     free(s->err);
     free(s->errmsg);
-    ks_buf_free(&s->rec);
+    ks_buf_free(&s->recs);
 }
 
 /* Sizes the buffers for n events and model m (which a hot swap may change). */
@@ -57,6 +62,11 @@ static void grow(ks_scorer_t *s, size_t n, const ks_model_t *m)
     size_t nf = s->p->cfg->schema->n_fields;
     s->fields = ks_xrealloc(s->fields, n * (nf ? nf : 1) * sizeof(ks_value_t));
     s->good_row = ks_xrealloc(s->good_row, n * sizeof(size_t));
+    s->rec_off = ks_xrealloc(s->rec_off, n * sizeof(size_t));
+    s->rec_len = ks_xrealloc(s->rec_len, n * sizeof(size_t));
+    s->key_off = ks_xrealloc(s->key_off, n * sizeof(size_t));
+    s->key_len = ks_xrealloc(s->key_len, n * sizeof(size_t));
+    s->key_ptr = ks_xrealloc(s->key_ptr, n * sizeof(char *));
     s->err = ks_xrealloc(s->err, n * sizeof(ks_errclass_t));
     s->errmsg = ks_xrealloc(s->errmsg, n * sizeof(char *));
     s->cap = n;
@@ -194,20 +204,21 @@ void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
     ks_buf_json_double17(b, o[best]);
 }
 
-const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i, int64_t now_ms,
-                                 const char **key, size_t *key_len)
+/* Appends event i's record to b; its key is either a pointer into the event
+ * (string ids) or an offset into b (numeric ids), see ks_scorer_key. */
+static void encode_one(ks_scorer_t *s, ks_buf_t *b, const ks_event_t *ev, size_t i,
+                       int64_t now_ms, int64_t now_ns)
 {
     const struct ks_pipeline *p = s->p;
     const struct ks_config *cfg = p->cfg;
     const ks_model_t *m = s->sv->model;
     const ks_value_t *fields = s->fields + i * cfg->schema->n_fields;
     const double *o = s->out + s->good_row[i] * m->n_outputs;
-    ks_buf_t *b = &s->rec;
-    size_t num_key_off = SIZE_MAX;
 
-    ks_buf_reset(b);
-    *key = NULL;
-    *key_len = 0;
+    s->key_ptr[i] = NULL;
+    s->key_off[i] = SIZE_MAX;
+    s->key_len[i] = 0;
+    s->rec_off[i] = b->len;
     ks_buf_putc(b, '{');
     if (p->id_field >= 0) {
         const ks_value_t *id = &fields[p->id_field];
@@ -215,11 +226,11 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
         size_t start = b->len;
         put_value(b, id);
         if (id->type == KS_VAL_STR) {
-            *key = id->str;
-            *key_len = id->len;
+            s->key_ptr[i] = id->str;
+            s->key_len[i] = id->len;
         } else if (id->type == KS_VAL_NUM) {
-            num_key_off = start; /* the number's text; pointer taken once b stops growing */
-            *key_len = b->len - start;
+            s->key_off[i] = start; /* the number's text in b */
+            s->key_len[i] = b->len - start;
         }
         ks_buf_putc(b, ',');
     }
@@ -243,10 +254,19 @@ const ks_buf_t *ks_scorer_encode(ks_scorer_t *s, const ks_event_t *ev, size_t i,
     ks_buf_puts(b, ",\"prediction_time\":\"");
     ks_buf_iso8601_ms(b, now_ms);
     ks_buf_puts(b, "\",\"latency_ms\":");
-    double lat = (double)(ks_now_mono_ns() - ev[i].recv_ns) / 1e6;
+    double lat = (double)(now_ns - ev[i].recv_ns) / 1e6;
     ks_buf_fixed3(b, lat < 0 ? 0 : lat);
     ks_buf_putc(b, '}');
-    if (num_key_off != SIZE_MAX)
-        *key = b->data + num_key_off;
-    return b;
+    s->rec_len[i] = b->len - s->rec_off[i];
+}
+
+void ks_scorer_encode_batch(ks_scorer_t *s, const ks_event_t *ev, size_t n)
+{
+    int64_t t0 = ks_now_mono_ns(), now_ms = ks_now_wall_ms();
+    ks_buf_reset(&s->recs);
+    for (size_t i = 0; i < n; i++)
+        if (s->err[i] == KS_ERRCLASS_NONE)
+            encode_one(s, &s->recs, ev, i, now_ms, t0);
+    ks_histogram_observe(s->p->metrics.stage[KS_STAGE_ENCODE],
+                         (double)(ks_now_mono_ns() - t0) / 1e9);
 }

@@ -61,6 +61,7 @@ typedef struct ks_worker {
     int scored;                 /* the batch is scored and partly produced */
     int passthrough;            /* mode: passthrough */
     int close_abandoned;        /* leaving the group timed out: destroy without closing */
+    int64_t serve_now_ms;       /* wall clock when delivery reports are being served */
     ks_gauge_t *queue_depth;
     size_t produce_pos;         /* next event of the batch to produce */
     rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
@@ -76,6 +77,18 @@ typedef struct ks_worker {
 
 /* ---- delivery reports ------------------------------------------------- */
 
+/* Serves delivery reports; they read the wall clock from serve_now_ms (one
+ * clock read per call, not one per acknowledged record). */
+static void serve_producer(ks_worker_t *w, int timeout_ms)
+{
+    int waited = 0;
+    do { /* waits in 1 ms slices so the stamp is never older than that */
+        w->serve_now_ms = ks_now_wall_ms();
+        if (rd_kafka_poll(w->producer, timeout_ms ? 1 : 0) > 0)
+            break;
+    } while (++waited < timeout_ms);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ks_worker_t *w = opaque;
@@ -89,7 +102,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 ks_counter_add(em->predicted, 1);
             if (input_ts > 0)
                 ks_histogram_observe(em->end_to_end,
-                                     (double)(ks_now_wall_ms() - input_ts) / 1e3);
+                                     (double)(w->serve_now_ms - input_ts) / 1e3);
             ks_histogram_observe(em->stage[KS_STAGE_PRODUCE_ACK],
                                  (double)rd_kafka_message_latency(m) / 1e6);
         }
@@ -269,7 +282,7 @@ static int passthrough_batch(ks_worker_t *w)
         }
     }
     batch_release(w);
-    rd_kafka_poll(w->producer, 0);
+    serve_producer(w, 0);
     return KS_OK;
 }
 
@@ -289,10 +302,10 @@ static int process_batch(ks_worker_t *w)
         return passthrough_batch(w);
     if (!w->scored) {
         ks_scorer_run(s, ks_pipeline_acquire(w->p), w->events, n);
+        ks_scorer_encode_batch(s, w->events, n);
         w->scored = 1;
         w->produce_pos = 0;
     }
-    int64_t now = ks_now_wall_ms(), encode_ns = 0;
     for (; w->produce_pos < n; w->produce_pos++) {
         size_t i = w->produce_pos;
         rd_kafka_message_t *m = w->msgs[i];
@@ -301,28 +314,24 @@ static int process_batch(ks_worker_t *w)
         if (s->err[i] != KS_ERRCLASS_NONE) {
             rc = produce_dead_letter(w, m, s->err[i], s->errmsg[i], w->tokens[i]);
         } else {
-            const char *key;
-            size_t key_len;
-            int64_t e0 = ks_now_mono_ns();
-            const ks_buf_t *rec = ks_scorer_encode(s, w->events, i, now, &key, &key_len);
-            encode_ns += ks_now_mono_ns() - e0;
+            size_t key_len, rec_len;
+            const char *key = ks_scorer_key(s, i, &key_len);
+            const char *rec = ks_scorer_record(s, i, &rec_len);
             if (!key) {
                 key = m->key;
                 key_len = m->key_len;
             }
-            rc = produce(w, w->out_rkt, key, key_len, rec->data, rec->len, copy_headers(m, 0),
+            rc = produce(w, w->out_rkt, key, key_len, rec, rec_len, copy_headers(m, 0),
                          w->tokens[i]);
             if (rc == KS_OK && ks_feature_log_want(&w->flog))
-                ks_feature_log_emit(&w->flog, w->producer, s, w->events, i, m, key, key_len, now);
+                ks_feature_log_emit(&w->flog, w->producer, s, w->events, i, m, key, key_len,
+                                    ks_now_wall_ms());
         }
-        if (rc) {
-            ks_histogram_observe(w->p->metrics.stage[KS_STAGE_ENCODE], (double)encode_ns / 1e9);
+        if (rc)
             return rc;
-        }
     }
-    ks_histogram_observe(w->p->metrics.stage[KS_STAGE_ENCODE], (double)encode_ns / 1e9);
     batch_release(w);
-    rd_kafka_poll(w->producer, 0);
+    serve_producer(w, 0);
     return KS_OK;
 }
 
@@ -357,7 +366,7 @@ static void drain_and_commit(ks_worker_t *w, int timeout_ms)
         take_stash(w);
         int rc = process_batch(w);
         if (rc == QUEUE_FULL && ks_now_mono_ns() < deadline) {
-            rd_kafka_poll(w->producer, 50);
+            serve_producer(w, 50);
             continue;
         }
         if (rc) { /* out of time or fatal: these events stay uncommitted */
@@ -371,6 +380,7 @@ static void drain_and_commit(ks_worker_t *w, int timeout_ms)
         }
     }
     int64_t left_ms = (deadline - ks_now_mono_ns()) / 1000000;
+    w->serve_now_ms = ks_now_wall_ms();
     rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, left_ms > 0 ? (int)left_ms : 0);
     if (err)
         ks_warn("%s: %d outputs still unacknowledged after %d ms; their events will be "
@@ -515,7 +525,7 @@ static void *worker_main(void *arg)
             int rc = process_batch(w);
             if (rc == QUEUE_FULL) {
                 set_paused(w, 1);
-                rd_kafka_poll(w->producer, 50);
+                serve_producer(w, 50);
                 serve_consumer(w);
             }
         } else {
@@ -552,7 +562,7 @@ static void *worker_main(void *arg)
         }
 
         /* serve deliveries, resume when the queue has drained */
-        rd_kafka_poll(w->producer, 0);
+        serve_producer(w, 0);
         ks_gauge_set(w->queue_depth, (double)rd_kafka_outq_len(w->producer));
         if (w->paused && !w->scored && rd_kafka_outq_len(w->producer) < w->queue_max / 2)
             set_paused(w, 0);
