@@ -188,20 +188,34 @@ void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
     ks_buf_puts(b, "\"prediction\":");
     put_label(b, m->class_labels[best]);
     ks_buf_puts(b, ",\"probabilities\":{");
+    /* "score" and "confidence" repeat a probability: format each number once */
+    size_t at[2] = {0, 0}, len[2] = {0, 0}; /* where P(class 1) and P(best) went in b */
     for (size_t k = 0; k < m->n_classes; k++) {
         if (k)
             ks_buf_putc(b, ',');
         ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
         ks_buf_putc(b, ':');
+        size_t start = b->len;
         ks_buf_json_double17(b, o[k]);
+        if (k == 1) {
+            at[0] = start;
+            len[0] = b->len - start;
+        }
+        if (k == best) {
+            at[1] = start;
+            len[1] = b->len - start;
+        }
     }
     ks_buf_putc(b, '}');
+    char num[40];
     if (sv->binary) {
         ks_buf_puts(b, ",\"score\":");
-        ks_buf_json_double17(b, o[1]);
+        memcpy(num, b->data + at[0], len[0]);
+        ks_buf_append(b, num, len[0]);
     }
     ks_buf_puts(b, ",\"confidence\":");
-    ks_buf_json_double17(b, o[best]);
+    memcpy(num, b->data + at[1], len[1]);
+    ks_buf_append(b, num, len[1]);
 }
 
 /* Appends event i's record to b; its key is either a pointer into the event
