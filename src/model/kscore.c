@@ -83,16 +83,8 @@ static void impl_free(void *p)
 
 static int kscore_probe(const char *buf, size_t len)
 {
-    size_t i = 0;
-    if (!buf)
-        return 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
-        i++;
-    if (i >= len || buf[i] != '{')
-        return 0;
     /* The marker string must appear near the top (the exporter writes it first). */
-    size_t scan = len < 4096 ? len : 4096;
-    return memmem(buf, scan, "\"kscore-model\"", 14) != NULL;
+    return ks_probe_json_marker(buf, len, "\"kscore-model\"");
 }
 
 /* ---------------------------------------------------------------- links */

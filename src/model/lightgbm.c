@@ -124,39 +124,39 @@ static size_t count_tokens(const char *s)
     return n;
 }
 
-/* Parses exactly `n` space-separated doubles. */
+/* The next space-separated token of *s: returns its start, sets *end and
+ * moves *s past it; NULL when only spaces are left. */
+static const char *next_token(const char **s, const char **end)
+{
+    const char *p = *s;
+    while (*p == ' ')
+        p++;
+    if (!*p)
+        return NULL;
+    const char *e = p;
+    while (*e && *e != ' ')
+        e++;
+    *end = *s = e;
+    return p;
+}
+
+/* Parse exactly `n` space-separated doubles / integers, nothing after. */
 static int parse_doubles(const char *s, size_t n, double *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        while (*s == ' ')
-            s++;
-        const char *e = s;
-        while (*e && *e != ' ')
-            e++;
-        if (ks_parse_double(s, e, &out[i]))
+    const char *t, *e;
+    for (size_t i = 0; i < n; i++)
+        if (!(t = next_token(&s, &e)) || ks_parse_double(t, e, &out[i]))
             return KS_EINVAL;
-        s = e;
-    }
-    while (*s == ' ')
-        s++;
-    return *s ? KS_EINVAL : KS_OK;
+    return next_token(&s, &e) ? KS_EINVAL : KS_OK;
 }
 
 static int parse_ints(const char *s, size_t n, int64_t *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        while (*s == ' ')
-            s++;
-        const char *e = s;
-        while (*e && *e != ' ')
-            e++;
-        if (ks_parse_i64(s, e, &out[i]))
+    const char *t, *e;
+    for (size_t i = 0; i < n; i++)
+        if (!(t = next_token(&s, &e)) || ks_parse_i64(t, e, &out[i]))
             return KS_EINVAL;
-        s = e;
-    }
-    while (*s == ' ')
-        s++;
-    return *s ? KS_EINVAL : KS_OK;
+    return next_token(&s, &e) ? KS_EINVAL : KS_OK;
 }
 
 static int header_int(const lines_t *L, size_t to, const char *key, int64_t lo, int64_t hi, int64_t dflt,

@@ -195,6 +195,9 @@ void ks_model_default_class_labels(ks_model_t *m, size_t n);
 /* Strict number parsing for text formats: the whole token [s, end) must be a
  * number (strtod syntax incl. inf/nan for doubles); returns 0 or KS_EINVAL. */
 int ks_parse_double(const char *s, const char *end, double *out);
+/* Probe helper for JSON model formats: 1 if buf is a JSON object (after
+ * leading whitespace) whose first 4 KiB contain `marker`. */
+int ks_probe_json_marker(const char *buf, size_t len, const char *marker);
 int ks_parse_i64(const char *s, const char *end, int64_t *out);
 
 #endif

@@ -147,6 +147,19 @@ void ks_model_default_class_labels(ks_model_t *m, size_t n)
     m->class_labels = numbered("", n);
 }
 
+int ks_probe_json_marker(const char *buf, size_t len, const char *marker)
+{
+    size_t i = 0;
+    if (!buf)
+        return 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
+        i++;
+    if (i >= len || buf[i] != '{')
+        return 0;
+    size_t scan = len < 4096 ? len : 4096;
+    return memmem(buf, scan, marker, strlen(marker)) != NULL;
+}
+
 int ks_parse_double(const char *s, const char *end, double *out)
 {
     char buf[128];

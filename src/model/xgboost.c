@@ -48,15 +48,7 @@ static void xgb_free(void *p)
 
 static int xgb_probe(const char *buf, size_t len)
 {
-    size_t i = 0;
-    if (!buf)
-        return 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
-        i++;
-    if (i >= len || buf[i] != '{')
-        return 0;
-    size_t scan = len < 4096 ? len : 4096;
-    return memmem(buf, scan, "\"learner\"", 9) != NULL;
+    return ks_probe_json_marker(buf, len, "\"learner\"");
 }
 
 /* A model parameter XGBoost writes as a string ("20") or number. */
