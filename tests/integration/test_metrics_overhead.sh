@@ -141,12 +141,15 @@ if "$ROOT/scripts/kafka" status >/dev/null 2>&1; then
         kcat -b "$BROKERS" -C -t "$out" -o beginning -e -q -f '%T\n' 2>/dev/null |
             awk -v n=$((N - BAD)) -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v all="$N" '
                 NR == 1 || $1 < lo { lo = $1 } $1 > hi { hi = $1 }
-                END { printf "%.0f %.2f\n", n / ((hi - lo) / 1000), 1e6 * ticks / hz / all }'
+                END { span = (hi - lo) / 1000   # ms; 0 if the read-back failed
+                      printf "%s %.2f\n", (span > 0 ? sprintf("%.0f", n / span) : "n/a"),
+                             1e6 * ticks / hz / all }'
     }
     declare -a on_tp off_tp on_cpu off_cpu
     for k in $(seq "$KPAIRS"); do
         for mode in on off; do
-            read -r tp cpu < <(kafka_run "$mode" "$k")
+            # (reported, not asserted: a missing measurement must not end the test silently)
+            read -r tp cpu < <(kafka_run "$mode" "$k") || fail "kafka run $k ($mode) gave no measurement"
             log "kafka run $k, metrics $mode: $tp events/s, $cpu us CPU per event"
             echo "kafka run $k, metrics $mode: $tp predictions/s (first to last output), $cpu us CPU per event" >>"$RESULT"
         done
