@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "model/model.h"
 
 #define BENCH_MIN_NS 200000000LL /* 0.2 s per measurement */

@@ -1,8 +1,9 @@
 /*
  * main.c - the `kscore` command: run, predict, validate, model, version.
- * Uses only the public header. Exit codes: 0 ok, 1 runtime failure, 2 bad
+ * Uses only the public header and the tools of cli/cli.h. Exit codes: 0 ok, 1 runtime failure, 2 bad
  * usage or config (see kscore.h).
  */
+#include "cli/cli.h"
 #include "kscore/kscore.h"
 
 #include <signal.h>

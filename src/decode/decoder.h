@@ -19,16 +19,16 @@
  *    of another type is KS_ERRCLASS_TYPE;
  *  - malformed input is reported first (with its byte offset), then field
  *    problems in declaration order;
- *  - nesting deeper than KS_JSON_MAX_DEPTH (util/json.h) is malformed.
+ *  - nesting deeper than KS_JSON_MAX_DEPTH (base/json.h) is malformed.
  */
 #ifndef KS_DECODER_H
 #define KS_DECODER_H
 
 #include <stddef.h>
 
-#include "core/value.h"
+#include "decode/value.h"
 #include "decode/schema.h"
-#include "util/arena.h"
+#include "base/arena.h"
 
 typedef struct ks_decode_error {
     ks_errclass_t cls;    /* DESERIALIZATION, MISSING_FIELD or TYPE */

@@ -37,7 +37,7 @@
  *    then field problems in declaration order.
  */
 #include "decode/decoder.h"
-#include "util/json.h"
+#include "base/json.h"
 
 #include <math.h>
 #include <stdio.h>

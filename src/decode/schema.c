@@ -13,7 +13,7 @@
  * ("payment" and "payment.amount").
  */
 #include "decode/schema.h"
-#include "core/common.h"
+#include "base/common.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -20,8 +20,8 @@
 #ifndef KS_SCHEMA_H
 #define KS_SCHEMA_H
 
-#include "core/conftree.h"
-#include "core/value.h"
+#include "base/conftree.h"
+#include "decode/value.h"
 
 typedef enum {
     KS_FIELD_NUMBER,

@@ -19,7 +19,7 @@
  * context (a field of type any/timestamp), reported with the field's name.
  */
 #include "features/expr.h"
-#include "core/common.h"
+#include "base/common.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -53,7 +53,7 @@
 
 #include <stddef.h>
 
-#include "core/value.h"
+#include "decode/value.h"
 #include "decode/schema.h"
 
 /* Deepest evaluation stack a compiled program may need; eval keeps it on the

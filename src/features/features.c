@@ -27,7 +27,7 @@
  * string); missing and null values become NaN, then the feature's default.
  */
 #include "features/features.h"
-#include "core/common.h"
+#include "base/common.h"
 #include "features/expr.h"
 #include "features/murmur3.h"
 #include "features/strtab.h"

@@ -25,8 +25,8 @@
 
 #include <stddef.h>
 
-#include "core/conftree.h"
-#include "core/value.h"
+#include "base/conftree.h"
+#include "decode/value.h"
 #include "decode/schema.h"
 
 typedef struct ks_features ks_features_t;

@@ -3,7 +3,7 @@
  * half full, hashed with MurmurHash3 (already here for `hash:` features).
  */
 #include "features/strtab.h"
-#include "core/common.h"
+#include "base/common.h"
 #include "features/murmur3.h"
 
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * the instant pandas would compute or is rejected.
  */
 #include "features/timestamp.h"
-#include "core/common.h"
+#include "base/common.h"
 
 int64_t ks_timestamp_days_from_civil(int64_t y, int m, int d)
 {

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
-#include "util/json.h"
+#include "base/json.h"
 
 extern const ks_model_backend_t ks_model_backend_kscore;   /* kscore.c: docs/model-format.md */
 extern const ks_model_backend_t ks_model_backend_xgboost;  /* xgboost.c */

@@ -14,7 +14,7 @@
  *
  * Every array is checked against the sizes the header declares before
  * anything is evaluated; unknown model types, links or pre-processing steps
- * are refused by name. Numbers come from util/json.c, correctly rounded, so a
+ * are refused by name. Numbers come from base/json.c, correctly rounded, so a
  * double written by Python's repr() reads back bit-identical.
  */
 #include <math.h>
@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "model/backends.h"
 #include "model/model_internal.h"
-#include "util/json.h"
+#include "base/json.h"
 
 #define KS_MAX_FEATURES   1000000
 #define KS_MAX_CLASSES    4096

@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "model/model_internal.h"
 #include "model/backends.h"
-#include "util/sha256.h"
+#include "base/sha256.h"
 
 static const ks_model_backend_t *const backends[] = {
     &ks_model_backend_kscore,

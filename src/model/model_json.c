@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "model/model_internal.h"
 
 static int special_number(const char *s, double *out)

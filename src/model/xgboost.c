@@ -25,10 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "model/backends.h"
 #include "model/model_internal.h"
-#include "util/json.h"
+#include "base/json.h"
 
 #define XGB_MAX_FEATURES 1000000
 #define XGB_MAX_CLASSES  4096

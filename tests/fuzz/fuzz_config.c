@@ -4,7 +4,7 @@
  * properties, input.fields, features). It must never crash, leak or hang,
  * whatever it is given; errors are expected.
  */
-#include "core/config.h"
+#include "engine/config.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * fuzz_decode.c - libFuzzer target for the two JSON readers of outside input:
  * the schema-directed event decoder (decode/json_decoder.c) and the DOM parser
- * (util/json.c), run over the same bytes and checked against each other.
+ * (base/json.c), run over the same bytes and checked against each other.
  *
  * Besides "no crash, no sanitizer report", it traps when the two disagree:
  *  - the DOM accepts an object but the decoder calls it malformed (or the
@@ -16,11 +16,11 @@
  * build-fuzz --target fuzz_decode && build-fuzz/tests/fuzz_decode corpus/
  * (normal builds replay tests/fuzz/corpus/fuzz_decode/ under ctest).
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "decode/decoder.h"
 #include "decode/schema.h"
-#include "util/json.h"
+#include "base/json.h"
 
 #include <stdint.h>
 #include <stdio.h>

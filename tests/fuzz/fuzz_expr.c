@@ -18,8 +18,8 @@
  * build-fuzz --target fuzz_expr && build-fuzz/tests/fuzz_expr corpus/
  * (normal builds replay tests/fuzz/corpus/fuzz_expr/ under ctest).
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "features/expr.h"
 #include "features/features.h"
 #include "features/timestamp.h"

@@ -1,12 +1,12 @@
 /*
- * metrics_off_stub.c - a do-nothing stand-in for core/metrics.c, linked
+ * metrics_off_stub.c - a do-nothing stand-in for base/metrics.c, linked
  * instead of it by test_metrics_overhead.sh to build a "metrics off" kscore
  * (same sources, same flags, every metrics update a no-op call) so that the
  * overhead of the instrumentation can be measured. Not part of the library.
- * It must define every external symbol core/metrics.c defines (else the
+ * It must define every external symbol base/metrics.c defines (else the
  * archive's metrics.o is linked too and the link fails on duplicates).
  */
-#include "core/metrics.h"
+#include "base/metrics.h"
 
 static const double no_bounds[1] = {1};
 static _Atomic uint64_t no_buckets[2];

@@ -2,7 +2,7 @@
 # Metrics overhead on throughput (BENCHMARKS.md, "Metrics overhead").
 #
 # "Metrics off" is the same kscore linked with tests/integration/
-# metrics_off_stub.c in place of core/metrics.c (every counter, gauge and
+# metrics_off_stub.c in place of base/metrics.c (every counter, gauge and
 # histogram update a no-op; built here from the build's own objects), run with
 # metrics.enabled=false (no HTTP server, no librdkafka statistics). "On" is the
 # normal binary with everything on.
@@ -30,15 +30,16 @@ RESULT=$WORK/overhead.txt
 # ---- the metrics-off binary ------------------------------------------------
 MAIN_O=$BUILD/CMakeFiles/kscore.dir/src/cli/main.c.o
 LIB_A=$BUILD/libkscore_lib.a
-[ -f "$MAIN_O" ] && [ -f "$LIB_A" ] || fail "build objects not found under $BUILD"
+TOOLS_A=$BUILD/libkscore_tools.a
+[ -f "$MAIN_O" ] && [ -f "$LIB_A" ] && [ -f "$TOOLS_A" ] || fail "build objects not found under $BUILD"
 OFF=$WORK/kscore-metrics-off
 cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$ROOT/src" -I"$ROOT/include" \
     -c "$ROOT/tests/integration/metrics_off_stub.c" -o "$WORK/metrics_off_stub.o" ||
     fail "cannot compile the metrics stub"
 # shellcheck disable=SC2046
-cc -o "$OFF" "$MAIN_O" "$WORK/metrics_off_stub.o" "$LIB_A" \
+cc -o "$OFF" "$MAIN_O" "$WORK/metrics_off_stub.o" "$TOOLS_A" "$LIB_A" \
     $(pkg-config --libs rdkafka yaml-0.1 libmicrohttpd) -lpthread -lm >"$WORK/link.log" 2>&1 ||
-    fail "cannot link the metrics-off binary (does the stub define every symbol of core/metrics.c?): $(head -3 "$WORK/link.log")"
+    fail "cannot link the metrics-off binary (does the stub define every symbol of base/metrics.c?): $(head -3 "$WORK/link.log")"
 "$OFF" version >/dev/null || fail "the metrics-off binary does not run"
 
 # ---- offline ----------------------------------------------------------------

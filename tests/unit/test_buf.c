@@ -2,7 +2,7 @@
  * test_buf.c - the output formatting helpers against libc: ISO-8601 times vs
  * gmtime, fixed3 vs "%.3f", and doubles that must parse back to the same bits.
  */
-#include "util/buf.h"
+#include "base/buf.h"
 #include "test.h"
 
 #include <stdint.h>

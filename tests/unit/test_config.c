@@ -4,7 +4,7 @@
  * and key (unknown keys, wrong types, ranges, missing required keys, invalid
  * librdkafka properties, undeclared fields).
  */
-#include "core/config.h"
+#include "engine/config.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /*
  * test_conftree.c - YAML node tree: lines, typed reads, --set, unknown keys.
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "test.h"
 
 #include <stdlib.h>

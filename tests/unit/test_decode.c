@@ -5,11 +5,11 @@
  * strtod-equivalence corpus (over a million seeded random numbers in many
  * shapes, each checked bit-for-bit against strtod), and a speed printout.
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "decode/decoder.h"
 #include "decode/schema.h"
-#include "util/json.h"
+#include "base/json.h"
 #include "test.h"
 
 #include <float.h>

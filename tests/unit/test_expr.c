@@ -3,7 +3,7 @@
  * postfix program), every function, numpy NaN/inf semantics, field types,
  * constant folding, and error messages with columns.
  */
-#include "core/common.h"
+#include "base/common.h"
 #include "features/expr.h"
 #include "test.h"
 

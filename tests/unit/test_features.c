@@ -8,8 +8,8 @@
  *   sklearn.utils.murmurhash3_32(s, seed=..., positive=True)   (scikit-learn 1.9.1)
  * and agree with the published MurmurHash3_x86_32 test vectors.
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "features/features.h"
 #include "features/murmur3.h"
 #include "features/timestamp.h"

@@ -17,8 +17,8 @@
  * Input cells: \N is a missing field, \null a JSON null; numbers, true/false
  * and strings otherwise, by the declared field type.
  */
-#include "core/common.h"
-#include "core/conftree.h"
+#include "base/common.h"
+#include "base/conftree.h"
 #include "features/features.h"
 #include "test.h"
 

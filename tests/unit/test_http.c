@@ -1,16 +1,16 @@
 /*
- * test_http.c - the metrics/health/status endpoint (io/http.c) and the
- * librdkafka statistics collector (io/kafka_stats.c), without a broker: a
+ * test_http.c - the metrics/health/status endpoint (obs/http.c) and the
+ * librdkafka statistics collector (obs/kafka_stats.c), without a broker: a
  * real pipeline object built from the fraud example, a real server on a
  * free loopback port, plain HTTP/1.0 requests over a socket.
  */
-#include "core/common.h"
-#include "core/metrics.h"
-#include "core/pipeline.h"
-#include "io/http.h"
-#include "io/kafka_stats.h"
+#include "base/common.h"
+#include "base/metrics.h"
+#include "engine/pipeline.h"
+#include "obs/http.h"
+#include "obs/kafka_stats.h"
 #include "kscore/kscore.h"
-#include "util/json.h"
+#include "base/json.h"
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -98,10 +98,10 @@ static void test_status_page_embedded(void)
 {
     char *html = NULL, err[256];
     size_t len = 0;
-    CHECK_MSG(ks_read_file("src/io/status_page.html", &html, &len, err, sizeof(err)) == KS_OK,
+    CHECK_MSG(ks_read_file("src/obs/status_page.html", &html, &len, err, sizeof(err)) == KS_OK,
               "%s", err);
     CHECK_MSG(html && strcmp(html, ks_status_page_html) == 0,
-              "src/io/status_page.c is out of date: run python3 src/io/gen_status_page.py");
+              "src/obs/status_page.c is out of date: run python3 src/obs/gen_status_page.py");
     CHECK(strstr(ks_status_page_html, "<canvas") != NULL);
     CHECK(strstr(ks_status_page_html, "status.json") != NULL);
     CHECK(strstr(ks_status_page_html, "src=\"http") == NULL);

@@ -1,10 +1,10 @@
 /*
- * test_json.c - the JSON DOM (util/json.h): grammar strictness, strings and
+ * test_json.c - the JSON DOM (base/json.h): grammar strictness, strings and
  * UTF-8, numbers bit-identical to strtod, error positions, limits, accessors,
  * and a timing printout for a large model-like document.
  */
-#include "util/json.h"
-#include "core/common.h"
+#include "base/json.h"
+#include "base/common.h"
 #include "test.h"
 
 #include <stdint.h>

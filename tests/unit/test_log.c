@@ -1,11 +1,11 @@
 /*
- * test_log.c - the logger (core/log.c): logfmt and JSON lines, levels, the
+ * test_log.c - the logger (base/log.c): logfmt and JSON lines, levels, the
  * rate limit on repeated messages with its "(repeated N times)" summary, and
  * the ring of recent warnings for the status page. stderr is redirected to a
  * temporary file and read back.
  */
-#include "core/log.h"
-#include "util/json.h"
+#include "base/log.h"
+#include "base/json.h"
 #include "test.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * test_metrics.c - registry, histogram bucketing and the Prometheus text
  * format, including concurrent updates from several threads.
  */
-#include "core/metrics.h"
+#include "base/metrics.h"
 #include "test.h"
 
 #include <pthread.h>

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "model/model.h"
-#include "model/model_cli.h"
+#include "cli/model_cli.h"
 #include "test.h"
-#include "util/sha256.h"
+#include "base/sha256.h"
 
 static ks_model_t *load(const char *json, char *err, size_t errsize)
 {

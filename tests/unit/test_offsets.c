@@ -2,7 +2,7 @@
  * test_offsets.c - commit watermarks: out-of-order acks, gaps in offsets,
  * revocation, stale tokens, and a randomized check against a naive model.
  */
-#include "core/offsets.h"
+#include "kafka/offsets.h"
 #include "test.h"
 
 #include <stdlib.h>

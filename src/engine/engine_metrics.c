@@ -1,0 +1,99 @@
+/*
+ * engine_metrics.c - registers kscore's engine metrics (see engine_metrics.h).
+ */
+#include "engine/engine_metrics.h"
+#include "base/common.h"
+
+#include <stdio.h>
+
+static const double regression_bounds[] = {-1e6, -1e4, -1e3, -100, -10, -1, -0.1, 0,
+                                           0.1,  1,    10,   100,  1e3, 1e4, 1e6};
+
+const char *ks_stage_name(ks_stage_t s)
+{
+    static const char *names[] = {"decode", "features", "inference", "encode", "produce_ack"};
+    return s < KS_STAGE__COUNT ? names[s] : "unknown";
+}
+
+void ks_engine_metrics_init(ks_engine_metrics_t *em)
+{
+    ks_metric_family_t *f;
+    em->consumed = ks_metrics_counter0(
+        ks_metrics_counter("kscore_events_consumed_total", "Events consumed from input topics.", NULL));
+    em->predicted = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_events_predicted_total", "Events scored and produced to the output topic.", NULL));
+    f = ks_metrics_counter("kscore_events_dead_lettered_total",
+                           "Events sent to the dead-letter topic, by error class.", "class");
+    for (int c = 1; c < KS_ERRCLASS__COUNT; c++) {
+        const char *v[] = {ks_errclass_name((ks_errclass_t)c)};
+        em->dead_lettered[c] = ks_metrics_counter_at(f, v);
+    }
+    em->batches = ks_metrics_counter0(
+        ks_metrics_counter("kscore_batches_total", "Micro-batches processed.", NULL));
+    em->rebalances = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_rebalances_total", "Consumer group rebalances (assignments and revocations).", NULL));
+    em->commits = ks_metrics_counter0(
+        ks_metrics_counter("kscore_offset_commits_total", "Offset commits sent.", NULL));
+    em->commit_failures = ks_metrics_counter0(
+        ks_metrics_counter("kscore_offset_commit_failures_total", "Offset commits that failed.", NULL));
+    em->kafka_errors = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_kafka_errors_total", "Errors reported by librdkafka (transient included).", NULL));
+    em->backpressure_pauses = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_backpressure_pauses_total",
+        "Times consumption was paused because the producer queue was full.", NULL));
+    em->batch_size = ks_metrics_histogram0(
+        ks_metrics_histogram("kscore_batch_size", "Events per micro-batch.", NULL,
+                             ks_buckets_batch_size, ks_buckets_batch_size_n));
+    f = ks_metrics_histogram("kscore_stage_duration_seconds",
+                             "Time per micro-batch in each stage (produce_ack: per record, "
+                             "from produce to broker acknowledgement).",
+                             "stage", ks_buckets_latency_seconds, ks_buckets_latency_seconds_n);
+    for (int s = 0; s < KS_STAGE__COUNT; s++) {
+        const char *v[] = {ks_stage_name((ks_stage_t)s)};
+        em->stage[s] = ks_metrics_histogram_at(f, v);
+    }
+    em->end_to_end = ks_metrics_histogram0(ks_metrics_histogram(
+        "kscore_end_to_end_latency_seconds",
+        "From the input record's timestamp to the broker acknowledging its output.", NULL,
+        ks_buckets_latency_seconds, ks_buckets_latency_seconds_n));
+    em->model_info = ks_metrics_gauge("kscore_model_info", "The model in service (value 1).",
+                                      "model_version,backend,objective");
+    em->model_reloads = ks_metrics_counter0(
+        ks_metrics_counter("kscore_model_reloads_total", "Models swapped in after start-up.", NULL));
+    em->model_reload_failures = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_model_reload_failures_total",
+        "Model files refused on reload (the model in service stayed).", NULL));
+}
+
+void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
+                             ks_histogram_t **score, ks_histogram_t **confidence)
+{
+    const char *ver[] = {model->version};
+    int cls = model->task == KS_TASK_CLASSIFICATION;
+    *score = ks_metrics_histogram_at(
+        ks_metrics_histogram("kscore_prediction_score",
+                             "Predictions: P(positive class) for binary classifiers, the top "
+                             "probability for multiclass, the value for regression.",
+                             "model_version", cls ? ks_buckets_unit_interval : regression_bounds,
+                             cls ? ks_buckets_unit_interval_n : KS_ARRAY_LEN(regression_bounds)),
+        ver);
+    *confidence = ks_metrics_histogram_at(
+        ks_metrics_histogram("kscore_prediction_confidence",
+                             "Top class probability of each prediction (classifiers).",
+                             "model_version", ks_buckets_unit_interval, ks_buckets_unit_interval_n),
+        ver);
+    const char *info[] = {model->version, model->backend->name,
+                          model->objective ? model->objective : ""};
+    ks_metrics_gauge_reset(em->model_info);
+    ks_gauge_set(ks_metrics_gauge_at(em->model_info, info), 1);
+}
+
+ks_gauge_t *ks_engine_metrics_queue_gauge(int worker)
+{
+    char w[16];
+    snprintf(w, sizeof(w), "%d", worker);
+    const char *v[] = {w};
+    return ks_metrics_gauge_at(ks_metrics_gauge("kscore_producer_queue_messages",
+                                                "Records waiting in the producer queue.", "worker"),
+                               v);
+}

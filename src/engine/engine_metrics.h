@@ -1,0 +1,52 @@
+/*
+ * engine_metrics.h - the metrics the engine keeps for every pipeline, with
+ * the children resolved once at start-up so the hot path is a few relaxed
+ * atomic adds (base/metrics.h). Names follow Prometheus conventions: kscore_
+ * prefix, _total counters, _seconds base units.
+ */
+#ifndef KS_ENGINE_METRICS_H
+#define KS_ENGINE_METRICS_H
+
+#include "base/metrics.h"
+#include "decode/value.h"
+#include "model/model.h"
+
+typedef enum {
+    KS_STAGE_DECODE,
+    KS_STAGE_FEATURES,
+    KS_STAGE_INFERENCE,
+    KS_STAGE_ENCODE,
+    KS_STAGE_PRODUCE_ACK, /* produce() call to broker acknowledgement, per record */
+    KS_STAGE__COUNT
+} ks_stage_t;
+
+typedef struct ks_engine_metrics {
+    ks_counter_t *consumed;
+    ks_counter_t *predicted;
+    ks_counter_t *dead_lettered[KS_ERRCLASS__COUNT]; /* by error class */
+    ks_counter_t *batches;
+    ks_counter_t *rebalances;
+    ks_counter_t *commits, *commit_failures;
+    ks_counter_t *kafka_errors;
+    ks_counter_t *backpressure_pauses;
+    ks_histogram_t *batch_size;
+    ks_histogram_t *stage[KS_STAGE__COUNT];
+    ks_histogram_t *end_to_end; /* output acknowledged - input record timestamp */
+    ks_metric_family_t *model_info;
+    ks_counter_t *model_reloads, *model_reload_failures;
+} ks_engine_metrics_t;
+
+/* Registers the engine's families and resolves their children. */
+void ks_engine_metrics_init(ks_engine_metrics_t *em);
+/* Marks `model` as the one in service (kscore_model_info) and returns its
+ * prediction histograms (binary: P(class 1); multiclass: top probability;
+ * regression: value / classifiers: top probability), labelled by version. */
+void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
+                             ks_histogram_t **score, ks_histogram_t **confidence);
+
+/* Per-worker producer queue depth gauge (label worker="N"). */
+ks_gauge_t *ks_engine_metrics_queue_gauge(int worker);
+
+const char *ks_stage_name(ks_stage_t s);
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * pipeline.c - builds a pipeline from a config (model + features + output
+ * mapping), runs it on Kafka with N workers, or offline over JSON lines.
+ */
+#include "engine/pipeline.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "features/features.h"
+#include "obs/http.h"
+#include "obs/kafka_stats.h"
+#include "kscore/kscore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KSCORE_VERSION
+#define KSCORE_VERSION "0.0.0"
+#endif
+
+const char *ks_version(void)
+{
+    return KSCORE_VERSION;
+}
+
+/* ---- the model in service ------------------------------------------------
+ *
+ * p->serving is swapped under serving_lock; a batch takes a reference when it
+ * starts scoring and drops it when its records are produced. A reload loads
+ * and checks the new file completely (features fit, a warm-up batch predicts
+ * finite outputs) before the swap, so a bad file never replaces a good model;
+ * the old one is freed by whichever batch releases it last.
+ */
+
+static void serving_free(ks_serving_t *sv)
+{
+    if (!sv)
+        return;
+    if (sv->model)
+        ks_model_unref(sv->model);
+    free(sv->model_col);
+    free(sv);
+}
+
+void ks_serving_release(ks_serving_t *sv)
+{
+    if (sv && atomic_fetch_sub(&sv->refs, 1) == 1)
+        serving_free(sv);
+}
+
+ks_serving_t *ks_pipeline_acquire(ks_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->serving_lock);
+    ks_serving_t *sv = p->serving;
+    atomic_fetch_add(&sv->refs, 1);
+    pthread_mutex_unlock(&p->serving_lock);
+    return sv;
+}
+
+/* Maps the model's feature names onto the configured feature columns (the
+ * model's order wins, every model feature must be configured), checks the
+ * output settings, and warms the model up with one batch. */
+static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char *errbuf,
+                       size_t errsize)
+{
+    const ks_features_t *f = p->cfg->features;
+    ks_serving_t *sv = ks_xcalloc(1, sizeof(*sv));
+    double *x = NULL, *o = NULL;
+    int rc = KS_OK;
+
+    sv->model = m;
+    atomic_init(&sv->refs, 1);
+    sv->model_col = ks_xcalloc(m->n_features ? m->n_features : 1, sizeof(size_t));
+    sv->identity_cols = m->n_features == p->n_cols;
+    sv->binary = m->task == KS_TASK_CLASSIFICATION && m->n_classes == 2;
+    for (size_t j = 0; j < m->n_features; j++) {
+        size_t c;
+        for (c = 0; c < p->n_cols; c++)
+            if (strcmp(ks_features_name(f, c), m->feature_names[j]) == 0)
+                break;
+        if (c == p->n_cols) {
+            rc = ks_err(errbuf, errsize, KS_EINVAL,
+                        "%s: the model %s expects feature '%s' (#%zu of %zu), which the "
+                        "features section does not define",
+                        p->cfg->path, m->path ? m->path : "", m->feature_names[j], j + 1,
+                        m->n_features);
+            goto out;
+        }
+        sv->model_col[j] = c;
+        if (c != j)
+            sv->identity_cols = 0;
+    }
+    for (size_t c = 0; c < p->n_cols; c++) {
+        size_t j;
+        for (j = 0; j < m->n_features && sv->model_col[j] != c; j++)
+            ;
+        if (j == m->n_features)
+            ks_warn("feature '%s' is computed but the model does not use it",
+                    ks_features_name(f, c));
+    }
+    if (p->cfg->output_has_threshold && !sv->binary) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL,
+                    "%s: output.threshold applies to binary classifiers only, and the model %s "
+                    "is not one", p->cfg->path, m->path ? m->path : "");
+        goto out;
+    }
+    /* warm-up: caches, lazily built tables, and a check that it predicts */
+    enum { WARM_ROWS = 64 };
+    x = ks_xcalloc(WARM_ROWS * (m->n_features ? m->n_features : 1), sizeof(double));
+    o = ks_xcalloc(WARM_ROWS * m->n_outputs, sizeof(double));
+    for (size_t k = 0; k < WARM_ROWS * m->n_features; k++)
+        x[k] = (double)(k % 7) - 3;
+    if (ks_model_predict(m, x, WARM_ROWS, o)) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "the model %s failed its warm-up prediction",
+                    m->path ? m->path : "");
+        goto out;
+    }
+    ks_engine_metrics_model(&p->metrics, m, &sv->score, &sv->confidence);
+out:
+    free(x);
+    free(o);
+    if (rc) {
+        sv->model = NULL; /* the caller still owns m */
+        serving_free(sv);
+        sv = NULL;
+    }
+    *out = sv;
+    return rc;
+}
+
+int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
+{
+    ks_model_t *m = NULL;
+    ks_serving_t *sv = NULL;
+    int rc = ks_model_load_file(p->cfg->model_path, &m, errbuf, errsize);
+    if (rc)
+        goto out;
+    if (strcmp(m->version, p->serving->model->version) == 0) {
+        ks_model_unref(m); /* same version: nothing to do */
+        return KS_OK;
+    }
+    if ((rc = serving_new(p, m, &sv, errbuf, errsize))) {
+        ks_model_unref(m);
+        goto out;
+    }
+    pthread_mutex_lock(&p->serving_lock);
+    ks_serving_t *old = p->serving;
+    p->serving = sv;
+    pthread_mutex_unlock(&p->serving_lock);
+    ks_info("model %s is in service (was %s)", sv->model->version, old->model->version);
+    ks_serving_release(old);
+    ks_counter_add(p->metrics.model_reloads, 1);
+out:
+    if (rc) {
+        ks_counter_add(p->metrics.model_reload_failures, 1);
+        ks_error("model reload refused, %s stays in service: %s", p->serving->model->version,
+                 errbuf);
+    }
+    return rc;
+}
+
+int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize)
+{
+    int rc;
+    ks_model_t *m = NULL;
+    ks_pipeline_t *p = ks_xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->id_field = -1;
+    atomic_init(&p->fatal, 0);
+    pthread_mutex_init(&p->serving_lock, NULL);
+    p->n_cols = ks_features_count(cfg->features);
+    ks_engine_metrics_init(&p->metrics);
+
+    if ((rc = ks_model_load_file(cfg->model_path, &m, errbuf, errsize)))
+        goto out;
+    if ((rc = serving_new(p, m, &p->serving, errbuf, errsize))) {
+        ks_model_unref(m);
+        goto out;
+    }
+    if (cfg->output_id_field)
+        p->id_field = ks_schema_find(cfg->schema, cfg->output_id_field);
+    p->n_carry = cfg->output_carry_fields.n;
+    p->carry = ks_xcalloc(p->n_carry ? p->n_carry : 1, sizeof(int));
+    for (size_t i = 0; i < p->n_carry; i++)
+        p->carry[i] = ks_schema_find(cfg->schema, cfg->output_carry_fields.items[i]);
+out:
+    if (rc) {
+        ks_pipeline_free(p);
+        p = NULL;
+    }
+    *out = p;
+    return rc;
+}
+
+void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
+{
+    const ks_model_t *m = p->serving->model;
+    fprintf(out, "config %s is valid\n", p->cfg->path);
+    fprintf(out, "model: %s (%s, %s, version %s, %zu features, %zu outputs)\n", m->path,
+            m->backend->name, m->objective ? m->objective : "?", m->version, m->n_features,
+            m->n_outputs);
+    fprintf(out, "features: %zu columns, %s model order\n", p->n_cols,
+            p->serving->identity_cols ? "already in" : "reordered to");
+    fprintf(out, "input: %zu topic(s) -> output: %s, dead letters: %s\n",
+            p->cfg->input_topics.n, p->cfg->output_topic, p->cfg->dlq_topic);
+}
+
+void ks_pipeline_stop(ks_pipeline_t *p)
+{
+    p->stop = 1;
+}
+
+void ks_pipeline_request_reload(ks_pipeline_t *p)
+{
+    p->reload_requested = 1;
+}
+
+/* The model file's identity for the watch: a change of mtime or size
+ * triggers a reload attempt (which is skipped if the version is the same). */
+static int model_stamp(const char *path, struct stat *st)
+{
+    return stat(path, st);
+}
+
+/* Runs on the main thread while the workers work: reloads the model on
+ * SIGHUP and, with model.watch_interval_ms, when its file changes. */
+static void supervise(ks_pipeline_t *p)
+{
+    char err[1024];
+    struct stat seen, now;
+    int have_seen = model_stamp(p->cfg->model_path, &seen) == 0;
+    int64_t watch_ns = p->cfg->model_watch_interval_ms * 1000000, last = ks_now_mono_ns();
+    while (!p->stop) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        int reload = 0;
+        if (p->reload_requested) {
+            p->reload_requested = 0;
+            ks_info("SIGHUP: reloading the model from %s", p->cfg->model_path);
+            reload = 1;
+        } else if (watch_ns > 0 && ks_now_mono_ns() - last >= watch_ns) {
+            last = ks_now_mono_ns();
+            if (model_stamp(p->cfg->model_path, &now) == 0 &&
+                (!have_seen || now.st_mtim.tv_sec != seen.st_mtim.tv_sec ||
+                 now.st_mtim.tv_nsec != seen.st_mtim.tv_nsec || now.st_size != seen.st_size)) {
+                seen = now;
+                have_seen = 1;
+                ks_info("model file %s changed: reloading", p->cfg->model_path);
+                reload = 1;
+            }
+        }
+        if (reload)
+            ks_pipeline_reload(p, err, sizeof(err));
+    }
+}
+
+int ks_pipeline_run(ks_pipeline_t *p)
+{
+    char err[512];
+    int rc = KS_EXIT_OK;
+    size_t n = (size_t)p->cfg->workers;
+    if (strcmp(p->cfg->metrics_enabled, "true") == 0) {
+        /* a busy or bad metrics.listen is a start-up error, like a bad config */
+        if (ks_kstats_new((int)n, &p->kstats, err, sizeof(err)) ||
+            ks_http_start(p, p->cfg->metrics_listen, &p->http, err, sizeof(err))) {
+            ks_error("%s", err);
+            ks_kstats_free(p->kstats);
+            p->kstats = NULL;
+            return KS_EXIT_USAGE;
+        }
+        ks_info("metrics: %s/metrics, health: %s/healthz %s/readyz, status page: %s/",
+                ks_http_url(p->http), ks_http_url(p->http), ks_http_url(p->http),
+                ks_http_url(p->http));
+    }
+    p->workers = ks_xcalloc(n, sizeof(*p->workers));
+    for (size_t i = 0; i < n; i++) {
+        if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
+            ks_error("cannot start worker %zu: %s", i, err);
+            ks_worker_join(p->workers[i], INT64_MAX); /* frees what was set up */
+            p->stop = 1;
+            rc = KS_EXIT_RUNTIME;
+            break;
+        }
+        p->n_workers++;
+    }
+    ks_info("pipeline running: %zu worker(s), model %s, topics %s... -> %s", p->n_workers,
+            p->serving->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
+    supervise(p);
+    int64_t stop_ms = ks_now_wall_ms();
+    for (size_t i = 0; i < p->n_workers; i++) {
+        /* the workers' own shutdown is bounded by shutdown.timeout_ms; this
+         * is the backstop if one is stuck anyway */
+        int wrc = ks_worker_join(p->workers[i], stop_ms + p->cfg->shutdown_timeout_ms + 5000);
+        if (wrc != KS_EXIT_OK)
+            rc = wrc;
+    }
+    ks_http_stop(p->http);
+    p->http = NULL;
+    ks_kstats_free(p->kstats);
+    p->kstats = NULL;
+    ks_log_flush_repeats(1);
+    ks_info("pipeline stopped (exit %d)", rc);
+    return rc;
+}
+
+/* Offline: batches of JSON lines through the same scorer. */
+int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
+{
+    char err[512];
+    ks_scorer_t s;
+    int rc = KS_EXIT_OK;
+    size_t batch = (size_t)p->cfg->batch_max_size;
+    ks_event_t *ev = ks_xcalloc(batch, sizeof(*ev));
+    char **lines = ks_xcalloc(batch, sizeof(char *));
+    size_t *caps = ks_xcalloc(batch, sizeof(size_t));
+    long long lineno = 0, *line_of = ks_xcalloc(batch, sizeof(long long));
+    ks_buf_t dl = {0};
+
+    if (ks_scorer_init(&s, p, err, sizeof(err))) {
+        fprintf(stderr, "kscore: %s\n", err);
+        rc = KS_EXIT_USAGE;
+        goto out;
+    }
+    for (int eof = 0; !eof;) {
+        size_t n = 0;
+        while (n < batch) {
+            ssize_t len = getline(&lines[n], &caps[n], in);
+            if (len < 0) {
+                eof = 1;
+                break;
+            }
+            lineno++;
+            while (len > 0 && (lines[n][len - 1] == '\n' || lines[n][len - 1] == '\r'))
+                len--;
+            if (len == 0)
+                continue; /* blank lines are not events */
+            ev[n] = (ks_event_t){lines[n], (size_t)len, -1, ks_now_mono_ns()};
+            line_of[n] = lineno;
+            n++;
+        }
+        if (n == 0)
+            break;
+        ks_serving_t *sv = ks_pipeline_acquire(p);
+        ks_scorer_run(&s, sv, ev, n);
+        ks_scorer_encode_batch(&s, ev, n);
+        for (size_t i = 0; i < n; i++) {
+            if (s.err[i] != KS_ERRCLASS_NONE) {
+                ks_buf_reset(&dl);
+                ks_buf_puts(&dl, "{\"error_class\":");
+                const char *cls = ks_errclass_name(s.err[i]);
+                ks_buf_json_string(&dl, cls, strlen(cls));
+                ks_buf_puts(&dl, ",\"error_message\":");
+                ks_buf_json_string(&dl, s.errmsg[i], strlen(s.errmsg[i]));
+                ks_buf_printf(&dl, ",\"line\":%lld,\"value\":", line_of[i]);
+                ks_buf_json_string(&dl, ev[i].value, ev[i].len);
+                ks_buf_puts(&dl, "}\n");
+                fwrite(dl.data, 1, dl.len, dlq);
+                continue;
+            }
+            size_t len;
+            const char *rec = ks_scorer_record(&s, i, &len);
+            fwrite(rec, 1, len, out);
+            fputc('\n', out);
+        }
+        ks_serving_release(sv);
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "kscore: error writing predictions\n");
+        rc = KS_EXIT_RUNTIME;
+    }
+out:
+    ks_scorer_destroy(&s);
+    for (size_t i = 0; i < batch; i++)
+        free(lines[i]);
+    free(lines);
+    free(caps);
+    free(line_of);
+    free(ev);
+    ks_buf_free(&dl);
+    return rc;
+}
+
+int ks_pipeline_free(ks_pipeline_t *p)
+{
+    if (!p)
+        return 0;
+    if (atomic_load(&p->abandoned))
+        return 1; /* a stuck worker may still touch it; the process is exiting */
+    ks_serving_release(p->serving);
+    pthread_mutex_destroy(&p->serving_lock);
+    free(p->workers);
+    free(p->carry);
+    free(p);
+    return 0;
+}

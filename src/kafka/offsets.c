@@ -1,0 +1,230 @@
+/*
+ * offsets.c - commit watermarks from out-of-order acknowledgements (see
+ * offsets.h).
+ *
+ * Each partition has a ring of in-flight entries {offset, done} in consumption
+ * order; entry k has sequence number head_seq + k. A token packs
+ * {tracker slot (12 bits), slot generation (12 bits), sequence (40 bits)}, so
+ * an acknowledgement finds its entry in O(1) without any pointer into memory
+ * that may have moved or been freed.
+ */
+#include "kafka/offsets.h"
+#include "base/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOT_BITS 12
+#define GEN_BITS  12
+#define SEQ_BITS  40
+#define MAX_SLOTS (1u << SLOT_BITS)
+#define SEQ_MASK  ((UINT64_C(1) << SEQ_BITS) - 1)
+
+typedef struct entry {
+    int64_t offset;
+    int64_t stamp;
+    int done;
+} entry_t;
+
+typedef struct track {
+    int active;
+    char *topic;
+    int32_t partition;
+    uint32_t gen;
+    entry_t *ring;
+    size_t cap, head, count;
+    uint64_t head_seq;    /* sequence number of ring[head] */
+    int64_t next_offset;  /* last consumed + 1, or -1 before the first event */
+    int64_t committed;    /* last committed watermark, -1 = none */
+} track_t;
+
+struct ks_offsets {
+    track_t *slots;
+    size_t n_slots;
+    size_t last_hit;
+    uint64_t in_flight;
+};
+
+ks_offsets_t *ks_offsets_new(void)
+{
+    return ks_xcalloc(1, sizeof(ks_offsets_t));
+}
+
+static void track_clear(track_t *t)
+{
+    free(t->topic);
+    free(t->ring);
+    t->topic = NULL;
+    t->ring = NULL;
+    t->cap = t->head = t->count = 0;
+    t->active = 0;
+    t->gen = (t->gen + 1) & ((1u << GEN_BITS) - 1);
+}
+
+void ks_offsets_free(ks_offsets_t *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n_slots; i++)
+        track_clear(&o->slots[i]);
+    free(o->slots);
+    free(o);
+}
+
+static track_t *find(ks_offsets_t *o, const char *topic, int32_t partition)
+{
+    if (o->last_hit < o->n_slots) {
+        track_t *t = &o->slots[o->last_hit];
+        if (t->active && t->partition == partition && strcmp(t->topic, topic) == 0)
+            return t;
+    }
+    for (size_t i = 0; i < o->n_slots; i++) {
+        track_t *t = &o->slots[i];
+        if (t->active && t->partition == partition && strcmp(t->topic, topic) == 0) {
+            o->last_hit = i;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static track_t *assign(ks_offsets_t *o, const char *topic, int32_t partition)
+{
+    track_t *t = find(o, topic, partition);
+    if (t)
+        return t;
+    size_t i;
+    for (i = 0; i < o->n_slots && o->slots[i].active; i++)
+        ;
+    if (i == o->n_slots) {
+        if (o->n_slots == MAX_SLOTS)
+            abort(); /* 4096 partitions per worker: far beyond any sane assignment */
+        o->slots = ks_xrealloc(o->slots, (o->n_slots + 1) * sizeof(*o->slots));
+        memset(&o->slots[o->n_slots], 0, sizeof(track_t));
+        o->n_slots++;
+    }
+    t = &o->slots[i];
+    t->active = 1;
+    t->topic = ks_xstrdup(topic);
+    t->partition = partition;
+    t->next_offset = -1;
+    t->committed = -1;
+    t->head_seq = 0;
+    o->last_hit = i;
+    return t;
+}
+
+void ks_offsets_assign(ks_offsets_t *o, const char *topic, int32_t partition)
+{
+    assign(o, topic, partition);
+}
+
+void ks_offsets_revoke(ks_offsets_t *o, const char *topic, int32_t partition)
+{
+    track_t *t = find(o, topic, partition);
+    if (!t)
+        return;
+    for (size_t k = 0; k < t->count; k++)
+        if (!t->ring[(t->head + k) % t->cap].done)
+            o->in_flight--;
+    track_clear(t);
+}
+
+void ks_offsets_revoke_all(ks_offsets_t *o)
+{
+    for (size_t i = 0; i < o->n_slots; i++)
+        if (o->slots[i].active)
+            ks_offsets_revoke(o, o->slots[i].topic, o->slots[i].partition);
+}
+
+uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
+                          int64_t stamp)
+{
+    track_t *t = assign(o, topic, partition);
+    if (t->count == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 1024;
+        entry_t *nr = ks_xmalloc(ncap * sizeof(*nr));
+        for (size_t k = 0; k < t->count; k++)
+            nr[k] = t->ring[(t->head + k) % t->cap];
+        free(t->ring);
+        t->ring = nr;
+        t->cap = ncap;
+        t->head = 0;
+    }
+    uint64_t seq = (t->head_seq + t->count) & SEQ_MASK;
+    t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, stamp, 0};
+    t->count++;
+    t->next_offset = offset + 1;
+    o->in_flight++;
+    uint64_t slot = (uint64_t)(t - o->slots);
+    return ((slot + 1) << (GEN_BITS + SEQ_BITS)) | ((uint64_t)t->gen << SEQ_BITS) | seq;
+}
+
+int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
+{
+    uint64_t slot = (token >> (GEN_BITS + SEQ_BITS));
+    uint32_t gen = (uint32_t)((token >> SEQ_BITS) & ((1u << GEN_BITS) - 1));
+    uint64_t seq = token & SEQ_MASK;
+    if (slot == 0 || slot > o->n_slots)
+        return 0;
+    track_t *t = &o->slots[slot - 1];
+    if (!t->active || t->gen != gen)
+        return 0; /* partition revoked since: its final commit already happened */
+    uint64_t k = (seq - t->head_seq) & SEQ_MASK;
+    if (k >= t->count)
+        return 0;
+    entry_t *e = &t->ring[(t->head + k) % t->cap];
+    if (e->done)
+        return 0;
+    e->done = 1;
+    if (stamp)
+        *stamp = e->stamp;
+    o->in_flight--;
+    while (t->count && t->ring[t->head].done) { /* advance past the done prefix */
+        t->head = (t->head + 1) % t->cap;
+        t->head_seq = (t->head_seq + 1) & SEQ_MASK;
+        t->count--;
+    }
+    return 1;
+}
+
+static int64_t watermark(const track_t *t)
+{
+    if (t->count)
+        return t->ring[t->head].offset;
+    return t->next_offset;
+}
+
+rd_kafka_topic_partition_list_t *ks_offsets_committable(ks_offsets_t *o, int all)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (size_t i = 0; i < o->n_slots; i++) {
+        track_t *t = &o->slots[i];
+        if (!t->active)
+            continue;
+        int64_t w = watermark(t);
+        if (w < 0 || (!all && w == t->committed))
+            continue;
+        if (!list)
+            list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = w;
+    }
+    return list;
+}
+
+void ks_offsets_committed(ks_offsets_t *o, const rd_kafka_topic_partition_list_t *list)
+{
+    for (int i = 0; list && i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &list->elems[i];
+        if (p->err)
+            continue;
+        track_t *t = find(o, p->topic, p->partition);
+        if (t && p->offset > t->committed)
+            t->committed = p->offset;
+    }
+}
+
+uint64_t ks_offsets_in_flight(const ks_offsets_t *o)
+{
+    return o->in_flight;
+}
