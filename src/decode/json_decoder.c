@@ -168,8 +168,8 @@ int ks_decoder_new(const ks_schema_t *schema, ks_decoder_t **out, char *errbuf, 
     *out = NULL;
 
     dlevel_t *root = level_new(d);
-    d->field_parent = ks_xcalloc(schema->n_fields ? schema->n_fields : 1, sizeof(int));
-    for (size_t i = 0; i < schema->n_fields; i++) {
+    d->field_parent = ks_xcalloc(schema->n_decoded ? schema->n_decoded : 1, sizeof(int));
+    for (size_t i = 0; i < schema->n_decoded; i++) {
         const ks_field_t *f = &schema->fields[i];
         dlevel_t *l = root;
         dlevel_t *chain[KS_JSON_MAX_DEPTH];
@@ -222,7 +222,7 @@ int ks_decoder_new(const ks_schema_t *schema, ks_decoder_t **out, char *errbuf, 
     }
     for (size_t i = 0; i < d->n_levels; i++)
         level_index(d->levels[i]);
-    d->bad = ks_xcalloc(schema->n_fields ? schema->n_fields : 1, 1);
+    d->bad = ks_xcalloc(schema->n_decoded ? schema->n_decoded : 1, 1);
     d->lstate = ks_xcalloc(d->n_levels, 1);
     /* an escaped key of more than 6 bytes per character cannot match */
     d->keybuf_size = 6 * d->max_name + 16;
@@ -600,7 +600,7 @@ static int bad_parent(const ks_decoder_t *d, const ks_field_t *f, char *name, si
 static int finish(ks_decoder_t *d, ks_value_t *out, ks_decode_error_t *err)
 {
     const ks_schema_t *sc = d->schema;
-    for (size_t i = 0; i < sc->n_fields; i++) {
+    for (size_t i = 0; i < sc->n_decoded; i++) {
         const ks_field_t *f = &sc->fields[i];
         ks_value_t *v = &out[i];
         if (KS_UNLIKELY(d->bad[i] != SEEN_NONE)) {
@@ -647,9 +647,9 @@ int ks_decoder_decode(ks_decoder_t *d, const char *buf, size_t len, ks_value_t *
 
     err->cls = KS_ERRCLASS_NONE;
     err->msg[0] = '\0';
-    for (size_t i = 0; i < sc->n_fields; i++)
+    for (size_t i = 0; i < sc->n_decoded; i++)
         out[i].type = KS_VAL_MISSING;
-    memset(d->bad, 0, sc->n_fields);
+    memset(d->bad, 0, sc->n_decoded);
     memset(d->lstate, 0, d->n_levels);
 
     s.d = d;
@@ -685,7 +685,7 @@ malformed:
     snprintf(err->msg, sizeof(err->msg), "invalid JSON at byte %zu: %s",
              (size_t)(s.errat - s.buf), s.errmsg ? s.errmsg : "malformed");
     /* slots may hold pointers into a half-read payload: clear them */
-    for (size_t i = 0; i < sc->n_fields; i++)
+    for (size_t i = 0; i < sc->n_decoded; i++)
         out[i].type = KS_VAL_MISSING;
 out:
     return rc;

@@ -237,11 +237,24 @@ int ks_schema_parse(ks_node_t *fields_map, ks_schema_t **out, char *errbuf, size
     }
     if ((rc = check_prefixes(s, fields_map, errbuf, errsize)))
         goto out;
+    s->n_decoded = s->n_fields;
     *out = s;
 out:
     if (rc)
         ks_schema_free(s);
     return rc;
+}
+
+int ks_schema_add_virtual(ks_schema_t *s, const char *name, ks_field_type_t type)
+{
+    if (ks_schema_find(s, name) >= 0)
+        return -1;
+    s->fields = ks_xrealloc(s->fields, (s->n_fields + 1) * sizeof(ks_field_t));
+    ks_field_t *f = &s->fields[s->n_fields];
+    memset(f, 0, sizeof(*f));
+    f->name = ks_xstrdup(name);
+    f->type = type;
+    return (int)s->n_fields++;
 }
 
 int ks_schema_find(const ks_schema_t *s, const char *name)

@@ -16,6 +16,11 @@
  * features decide (numbers become NaN, which models treat as missing).
  *
  * Decoded events are arrays of ks_value_t indexed like schema->fields.
+ *
+ * Virtual fields: stages that compute per-event values before the features
+ * (window aggregates, feature-store lookups) add fields after the declared
+ * ones. The decoder leaves them alone; their stage fills them; feature
+ * expressions use them by name like any field.
  */
 #ifndef KS_SCHEMA_H
 #define KS_SCHEMA_H
@@ -44,11 +49,15 @@ typedef struct ks_field {
 
 typedef struct ks_schema {
     ks_field_t *fields;
-    size_t n_fields;
+    size_t n_fields;    /* all fields: the declared ones, then the virtual ones */
+    size_t n_decoded;   /* fields[0..n_decoded) are read from the event */
 } ks_schema_t;
 
 /* Parses the `input.fields` map (marks its nodes used). */
 int ks_schema_parse(ks_node_t *fields_map, ks_schema_t **out, char *errbuf, size_t errsize);
+/* Appends a virtual field (config time, before the features are parsed);
+ * returns its index, or -1 if a field of that name exists. */
+int ks_schema_add_virtual(ks_schema_t *s, const char *name, ks_field_type_t type);
 /* Index of a field by declared name, or -1. */
 int ks_schema_find(const ks_schema_t *s, const char *name);
 const char *ks_field_type_name(ks_field_type_t t);

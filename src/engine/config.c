@@ -16,75 +16,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { CT_STRING, CT_INT, CT_DOUBLE, CT_STRLIST, CT_ENUM } ctype_t;
-
-typedef struct config_key {
-    const char *key;       /* dotted path */
-    ctype_t type;
-    size_t offset;         /* into struct ks_config */
-    ptrdiff_t has_offset;  /* int flag set when present (optional doubles), or -1 */
-    int required;
-    const char *dflt;      /* default as text, NULL = none */
-    long long min, max;    /* CT_INT range */
-    const char *choices;   /* CT_ENUM: "a|b|c" */
-    const char *desc;
-} config_key_t;
-
-#define OFF(f) offsetof(struct ks_config, f)
-#define NOHAS  (-1)
-
-static const config_key_t config_keys[] = {
-    {"workers", CT_INT, OFF(workers), NOHAS, 0, "1", 1, 64, NULL,
+static const ks_config_key_t config_keys[] = {
+    {"workers", KS_CONF_INT, KS_CONF_OFF(workers), KS_CONF_NOHAS, 0, "1", 1, 64, NULL,
      "Worker threads; each is one consumer group member with its own producer."},
-    {"mode", CT_ENUM, OFF(mode), NOHAS, 0, "score", 0, 0, "score|passthrough",
+    {"mode", KS_CONF_ENUM, KS_CONF_OFF(mode), KS_CONF_NOHAS, 0, "score", 0, 0, "score|passthrough",
      "score: the pipeline. passthrough: copy each input record to output.topic, same "
      "partition, nothing else (measures the Kafka limit for the benchmark)."},
-    {"log.level", CT_ENUM, OFF(log_level), NOHAS, 0, "info", 0, 0, "debug|info|warn|error",
+    {"log.level", KS_CONF_ENUM, KS_CONF_OFF(log_level), KS_CONF_NOHAS, 0, "info", 0, 0, "debug|info|warn|error",
      "Minimum level of log lines written to stderr."},
-    {"input.topics", CT_STRLIST, OFF(input_topics), NOHAS, 1, NULL, 0, 0, NULL,
+    {"input.topics", KS_CONF_STRLIST, KS_CONF_OFF(input_topics), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
      "Topics to consume events from (a list, or comma-separated with --set)."},
-    {"input.group_id", CT_STRING, OFF(input_group_id), NOHAS, 0, "kscore", 0, 0, NULL,
+    {"input.group_id", KS_CONF_STRING, KS_CONF_OFF(input_group_id), KS_CONF_NOHAS, 0, "kscore", 0, 0, NULL,
      "Consumer group id; instances with the same id share the partitions."},
-    {"input.format", CT_ENUM, OFF(input_format), NOHAS, 0, "json", 0, 0, "json",
+    {"input.format", KS_CONF_ENUM, KS_CONF_OFF(input_format), KS_CONF_NOHAS, 0, "json", 0, 0, "json",
      "Encoding of event values."},
-    {"output.topic", CT_STRING, OFF(output_topic), NOHAS, 1, NULL, 0, 0, NULL,
+    {"output.topic", KS_CONF_STRING, KS_CONF_OFF(output_topic), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
      "Topic that receives one prediction record per input event."},
-    {"output.id_field", CT_STRING, OFF(output_id_field), NOHAS, 0, NULL, 0, 0, NULL,
+    {"output.id_field", KS_CONF_STRING, KS_CONF_OFF(output_id_field), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
      "Input field copied to the record as \"id\" and used as its Kafka key "
      "(default: the input record's key is reused)."},
-    {"output.carry_fields", CT_STRLIST, OFF(output_carry_fields), NOHAS, 0, NULL, 0, 0, NULL,
+    {"output.carry_fields", KS_CONF_STRLIST, KS_CONF_OFF(output_carry_fields), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
      "Input fields copied into each prediction record."},
-    {"output.threshold", CT_DOUBLE, OFF(output_threshold), OFF(output_has_threshold), 0, NULL, 0,
+    {"output.threshold", KS_CONF_DOUBLE, KS_CONF_OFF(output_threshold), KS_CONF_OFF(output_has_threshold), 0, NULL, 0,
      0, NULL, "Binary classifiers: adds \"label\": score >= threshold to each record."},
-    {"dead_letter.topic", CT_STRING, OFF(dlq_topic), NOHAS, 1, NULL, 0, 0, NULL,
+    {"dead_letter.topic", KS_CONF_STRING, KS_CONF_OFF(dlq_topic), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
      "Topic that receives events that could not be scored, with error headers."},
-    {"batch.max_size", CT_INT, OFF(batch_max_size), NOHAS, 0, "500", 1, 100000, NULL,
+    {"batch.max_size", KS_CONF_INT, KS_CONF_OFF(batch_max_size), KS_CONF_NOHAS, 0, "500", 1, 100000, NULL,
      "Events per micro-batch at most."},
-    {"batch.max_wait_ms", CT_INT, OFF(batch_max_wait_ms), NOHAS, 0, "5", 0, 60000, NULL,
+    {"batch.max_wait_ms", KS_CONF_INT, KS_CONF_OFF(batch_max_wait_ms), KS_CONF_NOHAS, 0, "5", 0, 60000, NULL,
      "Longest time the first event of a batch waits for more events when the consumer has "
      "none buffered (buffered events are always taken at once); 0 = never wait."},
-    {"commit.interval_ms", CT_INT, OFF(commit_interval_ms), NOHAS, 0, "1000", 10, 3600000, NULL,
+    {"commit.interval_ms", KS_CONF_INT, KS_CONF_OFF(commit_interval_ms), KS_CONF_NOHAS, 0, "1000", 10, 3600000, NULL,
      "How often acknowledged offsets are committed (also on rebalance and shutdown)."},
-    {"shutdown.timeout_ms", CT_INT, OFF(shutdown_timeout_ms), NOHAS, 0, "10000", 0, 600000, NULL,
+    {"shutdown.timeout_ms", KS_CONF_INT, KS_CONF_OFF(shutdown_timeout_ms), KS_CONF_NOHAS, 0, "10000", 0, 600000, NULL,
      "On SIGTERM, how long to wait for in-flight outputs to be acknowledged."},
-    {"model.path", CT_STRING, OFF(model_path), NOHAS, 1, NULL, 0, 0, NULL,
+    {"model.path", KS_CONF_STRING, KS_CONF_OFF(model_path), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
      "Model file (kscore JSON, XGBoost JSON or LightGBM text), relative to the config file."},
-    {"model.watch_interval_ms", CT_INT, OFF(model_watch_interval_ms), NOHAS, 0, "1000", 0,
+    {"model.watch_interval_ms", KS_CONF_INT, KS_CONF_OFF(model_watch_interval_ms), KS_CONF_NOHAS, 0, "1000", 0,
      3600000, NULL,
      "How often to check model.path for a new file to hot-swap in (0 = only on SIGHUP). "
      "Replace the file atomically (write, then rename); a file that fails to load, fit "
      "the features or predict is refused and the model in service stays."},
-    {"log.format", CT_ENUM, OFF(log_format), NOHAS, 0, "logfmt", 0, 0, "logfmt|json",
+    {"log.format", KS_CONF_ENUM, KS_CONF_OFF(log_format), KS_CONF_NOHAS, 0, "logfmt", 0, 0, "logfmt|json",
      "Log lines as logfmt (ts=... level=... msg=\"...\") or JSON lines."},
-    {"metrics.enabled", CT_ENUM, OFF(metrics_enabled), NOHAS, 0, "true", 0, 0, "true|false",
+    {"metrics.enabled", KS_CONF_ENUM, KS_CONF_OFF(metrics_enabled), KS_CONF_NOHAS, 0, "true", 0, 0, "true|false",
      "Serve /metrics, /healthz, /readyz and the status page, and collect librdkafka "
      "statistics (lag, broker RTT)."},
-    {"metrics.listen", CT_STRING, OFF(metrics_listen), NOHAS, 0, "127.0.0.1:9464", 0, 0, NULL,
+    {"metrics.listen", KS_CONF_STRING, KS_CONF_OFF(metrics_listen), KS_CONF_NOHAS, 0, "127.0.0.1:9464", 0, 0, NULL,
      "HOST:PORT of the HTTP endpoint ([::1]:PORT for IPv6, port 0 = any free port)."},
-    {"feature_log.topic", CT_STRING, OFF(feature_log_topic), NOHAS, 0, NULL, 0, 0, NULL,
+    {"feature_log.topic", KS_CONF_STRING, KS_CONF_OFF(feature_log_topic), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
      "Topic receiving a sample of (event id, features by name, prediction, model version) "
      "records for training-serving skew checks (default: off)."},
-    {"feature_log.sample_rate", CT_DOUBLE, OFF(feature_log_sample_rate), NOHAS, 0, "0.01", 0, 0,
+    {"feature_log.sample_rate", KS_CONF_DOUBLE, KS_CONF_OFF(feature_log_sample_rate), KS_CONF_NOHAS, 0, "0.01", 0, 0,
      NULL, "Fraction of scored events written to feature_log.topic, 0..1. Samples are dropped "
      "(and counted), never waited for, when the producer queue is busy."},
 };
@@ -97,10 +80,10 @@ static const struct { const char *key, *desc; } config_sections[] = {
     {"features", "Ordered list of features (see docs/features.md)."},
 };
 
-static const char *type_name(const config_key_t *k)
+static const char *type_name(const ks_config_key_t *k)
 {
-    return k->type == CT_INT ? "int" : k->type == CT_DOUBLE ? "number"
-         : k->type == CT_STRLIST ? "list" : k->type == CT_ENUM ? k->choices : "string";
+    return k->type == KS_CONF_INT ? "int" : k->type == KS_CONF_DOUBLE ? "number"
+         : k->type == KS_CONF_STRLIST ? "list" : k->type == KS_CONF_ENUM ? k->choices : "string";
 }
 
 /* A table cell: '|' would end it. */
@@ -122,7 +105,7 @@ void ks_config_print_reference(FILE *out, int markdown)
             fprintf(out, "| `%s` | section | | %s |\n", config_sections[i].key,
                     config_sections[i].desc);
         for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-            const config_key_t *k = &config_keys[i];
+            const ks_config_key_t *k = &config_keys[i];
             fprintf(out, "| `%s` | ", k->key);
             put_cell(out, type_name(k));
             fprintf(out, " | %s | ", k->required ? "**required**" : k->dflt ? k->dflt : "");
@@ -135,7 +118,7 @@ void ks_config_print_reference(FILE *out, int markdown)
     for (size_t i = 0; i < KS_ARRAY_LEN(config_sections); i++)
         fprintf(out, "  %-22s %s\n", config_sections[i].key, config_sections[i].desc);
     for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-        const config_key_t *k = &config_keys[i];
+        const ks_config_key_t *k = &config_keys[i];
         fprintf(out, "  %-22s %s [%s%s%s%s]\n", k->key, k->desc, type_name(k),
                 k->required ? ", required" : "", k->dflt ? ", default " : "",
                 k->dflt ? k->dflt : "");
@@ -188,21 +171,21 @@ static int set_strlist(ks_strlist_t *l, ks_node_t *n, char *errbuf, size_t errsi
     return KS_OK;
 }
 
-static int apply_key(struct ks_config *cfg, const config_key_t *k, ks_node_t *n, char *errbuf,
+static int apply_key(struct ks_config *cfg, const ks_config_key_t *k, ks_node_t *n, char *errbuf,
                      size_t errsize)
 {
     char *base = (char *)cfg;
     int rc = KS_OK;
     const char *s;
     switch (k->type) {
-    case CT_STRING:
+    case KS_CONF_STRING:
         if ((rc = ks_node_string(n, &s, errbuf, errsize)))
             return rc;
         if (!*s)
             return ks_node_err(n, errbuf, errsize, "must not be empty");
         *(char **)(base + k->offset) = ks_xstrdup(s);
         break;
-    case CT_ENUM: {
+    case KS_CONF_ENUM: {
         if ((rc = ks_node_string(n, &s, errbuf, errsize)))
             return rc;
         size_t sl = strlen(s);
@@ -219,22 +202,22 @@ static int apply_key(struct ks_config *cfg, const config_key_t *k, ks_node_t *n,
         *(char **)(base + k->offset) = ks_xstrdup(s);
         break;
     }
-    case CT_INT:
+    case KS_CONF_INT:
         rc = ks_node_int(n, k->min, k->max, (long long *)(base + k->offset), errbuf, errsize);
         break;
-    case CT_DOUBLE:
+    case KS_CONF_DOUBLE:
         rc = ks_node_double(n, (double *)(base + k->offset), errbuf, errsize);
         break;
-    case CT_STRLIST:
+    case KS_CONF_STRLIST:
         rc = set_strlist((ks_strlist_t *)(base + k->offset), n, errbuf, errsize);
         break;
     }
-    if (rc == KS_OK && k->has_offset != NOHAS)
+    if (rc == KS_OK && k->has_offset != KS_CONF_NOHAS)
         *(int *)(base + k->has_offset) = 1;
     return rc;
 }
 
-static int apply_default(struct ks_config *cfg, const config_key_t *k, const char *file,
+static int apply_default(struct ks_config *cfg, const ks_config_key_t *k, const char *file,
                          char *errbuf, size_t errsize)
 {
     /* Defaults go through the same parser as user values. */
@@ -343,7 +326,7 @@ static int config_load(const char *path, const char *text, size_t len, const cha
             goto out;
 
     for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-        const config_key_t *k = &config_keys[i];
+        const ks_config_key_t *k = &config_keys[i];
         if ((rc = lookup(cfg->root, k->key, &n, errbuf, errsize)))
             goto out;
         if (n)

@@ -16,6 +16,37 @@
 #include "features/features.h"
 #include "kscore/kscore.h"
 
+#include <stddef.h>
+
+/* One row of the config table: a scalar key, its type, default, range and
+ * description, and where its value goes in struct ks_config. The core rows
+ * are in config.c; each stage and sink adds its own (engine/stage.h,
+ * engine/sink.h). Parsing, defaults, validation, `kscore config-reference`
+ * and docs/config.md all come from these rows. */
+typedef enum { KS_CONF_STRING, KS_CONF_INT, KS_CONF_DOUBLE, KS_CONF_STRLIST, KS_CONF_ENUM } ks_conf_type_t;
+
+typedef struct ks_config_key {
+    const char *key;       /* dotted path */
+    ks_conf_type_t type;
+    size_t offset;         /* into struct ks_config */
+    ptrdiff_t has_offset;  /* int flag set when present (optional doubles), or -1 */
+    int required;
+    const char *dflt;      /* default as text, NULL = none */
+    long long min, max;    /* KS_CONF_INT range */
+    const char *choices;   /* KS_CONF_ENUM: "a|b|c" */
+    const char *desc;
+} ks_config_key_t;
+
+#define KS_CONF_OFF(f) offsetof(struct ks_config, f)
+#define KS_CONF_NOHAS  (-1)
+
+/* A section with structure of its own, parsed by its module; for the docs. */
+typedef struct ks_config_section {
+    const char *key, *desc;
+} ks_config_section_t;
+
+#define KS_STAGES_MAX 16 /* stage types in the registry (engine/stage.c) */
+
 /* One librdkafka property from the `kafka:` section. */
 typedef struct ks_kafka_prop {
     char *name, *value;
@@ -62,6 +93,9 @@ struct ks_config {
 
     char *model_path;       /* resolved against the config file's folder */
     long long model_watch_interval_ms; /* 0 = reload on SIGHUP only */
+
+    void *stage_conf[KS_STAGES_MAX]; /* per registry index: what the stage's configure
+                                        parsed (NULL: not configured) */
 
     /* observability (obs/http.c, obs/kafka_stats.c, engine/sinks/feature_log.c) */
     char *log_format;       /* "logfmt" or "json" */

@@ -1,0 +1,118 @@
+/*
+ * batch.h - the micro-batch: what flows through the stages (engine/stage.h)
+ * and out through the sinks (engine/sink.h).
+ *
+ * A batch is columnar. Row i is input event i; each stage fills its part for
+ * every row that has not failed yet:
+ *
+ *   ev[i]          the input: value bytes, key, timestamps, source position
+ *   fields[i*nf+k] decoded field k (stage "decode"; virtual fields, which
+ *                  stages such as windows and lookups fill, come after the
+ *                  decoded ones: decode/schema.h)
+ *   X, good_row    the model's feature matrix, good rows only (stage "features")
+ *   out            the model's outputs per good row (stage "model")
+ *   recs           the output record of each good row (stage "encode")
+ *   err, errmsg,   per-row failure: the class, a sentence, and the stage that
+ *   err_stage      failed it (the dead letter's __kscore.errors.stage header)
+ *
+ * Memory: every array is sized for the largest batch seen and reused; the
+ * arena holds unescaped strings and error messages and is reset per batch.
+ * A batch belongs to one worker thread (or to the offline scorer).
+ */
+#ifndef KS_BATCH_H
+#define KS_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "decode/value.h"
+
+struct ks_serving;
+
+/* One event entering a batch. `value` and `key` point into the input record
+ * (or the offline line), which outlives the batch's use of it. */
+typedef struct ks_event {
+    const char *value;
+    size_t len;
+    const char *key;       /* the input record's key, NULL if none */
+    size_t key_len;
+    int64_t timestamp_ms;  /* the input record's timestamp, -1 if none */
+    int64_t recv_ns;       /* monotonic time the event was received */
+    const char *topic;     /* source position (offline: NULL, -1, the line number) */
+    int32_t partition;
+    int64_t offset;
+    const void *msg;       /* the rd_kafka_message_t it came in (NULL offline) */
+} ks_event_t;
+
+typedef struct ks_batch {
+    size_t n;                  /* rows in this batch */
+    size_t cap;                /* rows the per-row arrays hold */
+    ks_event_t *ev;            /* cap; filled by the worker (or offline reader) */
+    size_t n_fields;           /* schema fields per row, virtual ones included */
+    ks_value_t *fields;        /* cap x n_fields */
+
+    struct ks_serving *sv;     /* the model this batch is scored with: a reference
+                                  held from the model stage until the batch is released */
+    double *X;                 /* rows x model n_features, good rows only */
+    size_t x_cap;
+    double *cols;              /* one row of feature columns (when reordering) */
+    size_t rows;               /* good rows in X */
+    size_t *good_row;          /* row -> its row in X/out, or SIZE_MAX */
+    double *out;               /* rows x model n_outputs */
+    size_t out_cap;
+
+    ks_buf_t recs;             /* output records, back to back */
+    size_t *rec_off, *rec_len; /* per row: its record in recs */
+    const char **key_ptr;      /* per row: the record key in the event (string id) */
+    size_t *key_off, *key_len; /* ... or in recs (numeric id; SIZE_MAX = none) */
+
+    ks_errclass_t *err;        /* per row; KS_ERRCLASS_NONE = still good */
+    const char **errmsg;       /* per row, in the arena */
+    const char **err_stage;    /* per row: name of the stage (or sink) that failed it */
+
+    int64_t now_ms, now_ns;    /* one wall/monotonic clock read per batch (encode) */
+    ks_arena_t arena;
+} ks_batch_t;
+
+void ks_batch_init(ks_batch_t *b, size_t n_fields);
+void ks_batch_destroy(ks_batch_t *b);
+/* Makes room for n rows and clears the per-row state of rows 0..n (the
+ * events are the caller's to fill). Resets the arena. */
+void ks_batch_reset(ks_batch_t *b, size_t n);
+/* Sizes X and out for `rows` rows of a model with these dimensions. */
+void ks_batch_size_model(ks_batch_t *b, size_t rows, size_t n_features, size_t n_outputs);
+
+/* Fails row i: class, stage name (a static string) and a message (copied). */
+void ks_batch_fail(ks_batch_t *b, size_t i, ks_errclass_t cls, const char *stage,
+                   const char *msg);
+
+static inline int ks_batch_ok(const ks_batch_t *b, size_t i)
+{
+    return b->err[i] == KS_ERRCLASS_NONE;
+}
+
+static inline const ks_value_t *ks_batch_row(const ks_batch_t *b, size_t i)
+{
+    return b->fields + i * b->n_fields;
+}
+
+/* Row i's output record (encode stage). */
+static inline const char *ks_batch_record(const ks_batch_t *b, size_t i, size_t *len)
+{
+    *len = b->rec_len[i];
+    return b->recs.data + b->rec_off[i];
+}
+
+/* The id field's text as the output record's key, or NULL (no id field, or
+ * missing: the input record's key is reused). */
+static inline const char *ks_batch_key(const ks_batch_t *b, size_t i, size_t *len)
+{
+    *len = b->key_len[i];
+    if (b->key_ptr[i])
+        return b->key_ptr[i];
+    return b->key_off[i] != (size_t)-1 ? b->recs.data + b->key_off[i] : NULL;
+}
+
+#endif
