@@ -43,7 +43,7 @@ static ks_field_t fields[] = {
     {.name = "ts", .type = KS_FIELD_TIMESTAMP},
     {.name = "log", .type = KS_FIELD_NUMBER},
 };
-static const ks_schema_t schema = {fields, sizeof(fields) / sizeof(fields[0])};
+static const ks_schema_t schema = {fields, sizeof(fields) / sizeof(fields[0]), sizeof(fields) / sizeof(fields[0])};
 #define NF (sizeof(fields) / sizeof(fields[0]))
 
 static ks_value_t rows[3][NF];

@@ -577,7 +577,7 @@ static void test_decoder_new_rejects_conflicts(void)
     f[1].name = "p.q";
     f[1].path = pb;
     f[1].n_path = 2;
-    ks_schema_t s = {f, 2};
+    ks_schema_t s = {f, 2, 2};
     ks_decoder_t *d = NULL;
     CHECK_EQ_INT(ks_decoder_new(&s, &d, eb, sizeof(eb)), KS_EINVAL);
     CHECK(d == NULL);

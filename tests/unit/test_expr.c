@@ -24,7 +24,7 @@ static ks_field_t test_fields[] = {
     {.name = "log", .type = KS_FIELD_NUMBER},
     {.name = "ts", .type = KS_FIELD_TIMESTAMP},
 };
-static ks_schema_t schema = {test_fields, KS_ARRAY_LEN(test_fields)};
+static ks_schema_t schema = {test_fields, KS_ARRAY_LEN(test_fields), KS_ARRAY_LEN(test_fields)};
 
 enum { A, B, C, AMOUNT, FLAG, MCC, ANY, ODD, LOGF, TS, NF };
 

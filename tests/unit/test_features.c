@@ -52,7 +52,7 @@ static ks_field_t test_fields[] = {
     {.name = "misc", .type = KS_FIELD_ANY},
     {.name = "payment.amount", .type = KS_FIELD_NUMBER},
 };
-static ks_schema_t schema = {test_fields, KS_ARRAY_LEN(test_fields)};
+static ks_schema_t schema = {test_fields, KS_ARRAY_LEN(test_fields), KS_ARRAY_LEN(test_fields)};
 enum { AMOUNT, COUNT, MCC, USER, TS, IS_NEW, LEVEL, MISC, PAYMENT, NF };
 
 static ks_value_t row[NF];
