@@ -87,7 +87,7 @@ static void test_parity(void)
         goto out;
     fields->used = 1;
     schema.fields = ks_xcalloc(fields->n_items, sizeof(ks_field_t));
-    schema.n_fields = fields->n_items;
+    schema.n_fields = schema.n_decoded = fields->n_items;
     for (size_t i = 0; i < fields->n_items; i++) {
         static const char *types[] = {"number", "string", "bool", "timestamp", "any"};
         ks_node_t *fn = fields->items[i];
