@@ -2,9 +2,9 @@
  * kscore.h - the public API of kscore, used by the `kscore` command and by
  * tests. Everything else in src/ is internal.
  *
- * Life cycle:  ks_config_load -> ks_pipeline_new -> ks_pipeline_run (Kafka) or
- *              ks_pipeline_predict_stream (offline) -> ks_pipeline_free ->
- *              ks_config_free.
+ * Life cycle:  ks_config_load -> ks_pipeline_new -> [ks_obs_start] ->
+ *              ks_pipeline_run (Kafka) or ks_pipeline_predict_stream (offline)
+ *              -> [ks_obs_stop] -> ks_pipeline_free -> ks_config_free.
  * Start-up functions take (errbuf, errsize) and write one actionable sentence.
  */
 #ifndef KSCORE_H
@@ -55,11 +55,24 @@ void ks_pipeline_request_reload(ks_pipeline_t *p);
  * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
  * The same decode -> features -> model -> encode path as ks_pipeline_run. */
 int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
+/* Checks that every topic the pipeline reads or writes exists, asking the
+ * cluster (up to timeout_ms). Returns KS_EXIT_OK; KS_EXIT_USAGE when a
+ * topic is missing (errbuf names it and how to create it); KS_EXIT_RUNTIME
+ * when the cluster did not answer in time. */
+int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, size_t errsize);
 /* Frees the pipeline and returns 0; or, when a worker had to be left behind
  * stuck in the Kafka client at shutdown (logged), frees nothing and returns 1:
  * the caller must then keep the config too and just exit. */
 int ks_pipeline_free(ks_pipeline_t *p);
 
+
+/* Observers of a running pipeline (src/obs/): with metrics.enabled, the
+ * librdkafka statistics collector and the HTTP endpoint on metrics.listen.
+ * Start before ks_pipeline_run (a busy port fails here: exit 2), stop after
+ * it returns; the pipeline must outlive them. Main thread. */
+typedef struct ks_obs ks_obs_t;
+int ks_obs_start(ks_pipeline_t *p, ks_obs_t **out, char *errbuf, size_t errsize);
+void ks_obs_stop(ks_obs_t *o);
 
 #ifdef __cplusplus
 }

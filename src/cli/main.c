@@ -22,7 +22,8 @@ static void usage(FILE *out)
             "  kscore predict  -c pipeline.yaml [--set ...] < events.jsonl > predictions.jsonl\n"
             "                  the same decode/features/model/encode path, offline;\n"
             "                  dead letters go to stderr as JSON lines\n"
-            "  kscore validate -c pipeline.yaml [--set ...]             check config and model\n"
+            "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
+            "                                          (--online: and that the topics exist)\n"
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
@@ -45,6 +46,7 @@ static void on_signal(int sig)
 }
 
 typedef struct args {
+    int online;             /* validate --online */
     const char *config;
     const char **sets;
     size_t n_sets;
@@ -63,6 +65,8 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->sets[a->n_sets++] = argv[++i];
         else if (!strncmp(arg, "--set=", 6))
             a->sets[a->n_sets++] = arg + 6;
+        else if (!strcmp(arg, "--online"))
+            a->online = 1;
         else {
             fprintf(stderr, "kscore: unexpected argument '%s' (see kscore --help)\n", arg);
             return KS_EXIT_USAGE;
@@ -92,6 +96,12 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
     }
     if (!strcmp(cmd, "validate")) {
         ks_pipeline_describe(p, stdout);
+        if (a.online) {
+            if ((rc = ks_pipeline_check_topics(p, 15000, err, sizeof(err))))
+                fprintf(stderr, "kscore: %s\n", err);
+            else
+                printf("topics: all exist on the cluster\n");
+        }
     } else if (!strcmp(cmd, "predict")) {
         rc = ks_pipeline_predict_stream(p, stdin, stdout, stderr);
     } else {
@@ -104,12 +114,28 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        ks_obs_t *obs = NULL;
+        if (ks_obs_start(p, &obs, err, sizeof(err))) {
+            fprintf(stderr, "kscore: %s\n", err);
+            rc = KS_EXIT_USAGE;
+            goto out;
+        }
+        if ((rc = ks_pipeline_check_topics(p, 15000, err, sizeof(err))) == KS_EXIT_USAGE) {
+            fprintf(stderr, "kscore: %s\n", err);
+            ks_obs_stop(obs);
+            goto out;
+        }
         rc = ks_pipeline_run(p);
         running = NULL;
+        if (ks_pipeline_free(p) != 0) /* a stuck worker may still call the observers */
+            goto out_stuck;
+        p = NULL;
+        ks_obs_stop(obs);
     }
 out:
     if (ks_pipeline_free(p) == 0) /* else a stuck worker still uses both: just exit */
         ks_config_free(cfg);
+out_stuck:
     free(a.sets);
     return rc;
 }

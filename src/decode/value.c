@@ -12,6 +12,7 @@ const char *ks_errclass_name(ks_errclass_t c)
     case KS_ERRCLASS_TYPE: return "type_mismatch";
     case KS_ERRCLASS_FEATURE: return "feature";
     case KS_ERRCLASS_INFERENCE: return "inference";
+    case KS_ERRCLASS_DELIVERY: return "delivery";
     case KS_ERRCLASS__COUNT: break;
     }
     return "unknown";

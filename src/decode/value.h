@@ -41,6 +41,7 @@ typedef enum {
     KS_ERRCLASS_TYPE,            /* a field has the wrong JSON type */
     KS_ERRCLASS_FEATURE,         /* a feature could not be computed */
     KS_ERRCLASS_INFERENCE,       /* the model failed or returned non-finite output */
+    KS_ERRCLASS_DELIVERY,        /* the output record cannot be written (too large, invalid) */
     KS_ERRCLASS__COUNT
 } ks_errclass_t;
 

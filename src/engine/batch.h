@@ -9,8 +9,11 @@
  *   fields[i*nf+k] decoded field k (stage "decode"; virtual fields, which
  *                  stages such as windows and lookups fill, come after the
  *                  decoded ones: decode/schema.h)
- *   X, good_row    the model's feature matrix, good rows only (stage "features")
- *   out            the model's outputs per good row (stage "model")
+ *   F, good_row    the feature matrix, good rows only, one column per
+ *                  configured feature (stage "features")
+ *   sv, X, out     the model, its input matrix (F itself when the model takes
+ *                  the columns in configured order, else F reordered) and
+ *                  its outputs per good row (stage "model")
  *   recs           the output record of each good row (stage "encode")
  *   err, errmsg,   per-row failure: the class, a sentence, and the stage that
  *   err_stage      failed it (the dead letter's __kscore.errors.stage header)
@@ -53,13 +56,17 @@ typedef struct ks_batch {
     size_t n_fields;           /* schema fields per row, virtual ones included */
     ks_value_t *fields;        /* cap x n_fields */
 
+    size_t n_cols;             /* feature columns per row of F */
+    double *F;                 /* rows x n_cols */
+    size_t f_cap;
+    size_t rows;               /* good rows in F */
+    size_t *good_row;          /* row -> its row in F/X/out, or SIZE_MAX */
+
     struct ks_serving *sv;     /* the model this batch is scored with: a reference
                                   held from the model stage until the batch is released */
-    double *X;                 /* rows x model n_features, good rows only */
+    const double *X;           /* rows x model n_features: F, or xbuf reordered */
+    double *xbuf;
     size_t x_cap;
-    double *cols;              /* one row of feature columns (when reordering) */
-    size_t rows;               /* good rows in X */
-    size_t *good_row;          /* row -> its row in X/out, or SIZE_MAX */
     double *out;               /* rows x model n_outputs */
     size_t out_cap;
 
@@ -76,13 +83,15 @@ typedef struct ks_batch {
     ks_arena_t arena;
 } ks_batch_t;
 
-void ks_batch_init(ks_batch_t *b, size_t n_fields);
+void ks_batch_init(ks_batch_t *b, size_t n_fields, size_t n_cols);
 void ks_batch_destroy(ks_batch_t *b);
 /* Makes room for n rows and clears the per-row state of rows 0..n (the
- * events are the caller's to fill). Resets the arena. */
+ * events are the caller's to fill); F has room for n rows. Resets the
+ * arena. The model reference (sv) must have been released. */
 void ks_batch_reset(ks_batch_t *b, size_t n);
-/* Sizes X and out for `rows` rows of a model with these dimensions. */
-void ks_batch_size_model(ks_batch_t *b, size_t rows, size_t n_features, size_t n_outputs);
+/* Sizes xbuf (when `reorder`) and out for the good rows and a model of these
+ * dimensions. */
+void ks_batch_size_model(ks_batch_t *b, int reorder, size_t n_features, size_t n_outputs);
 
 /* Fails row i: class, stage name (a static string) and a message (copied). */
 void ks_batch_fail(ks_batch_t *b, size_t i, ks_errclass_t cls, const char *stage,

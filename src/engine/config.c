@@ -7,6 +7,8 @@
  * always name file, line and key; unknown keys are errors.
  */
 #include "engine/config.h"
+#include "engine/sink.h"
+#include "engine/stage.h"
 #include "base/common.h"
 #include "base/log.h"
 
@@ -64,16 +66,37 @@ static const ks_config_key_t config_keys[] = {
      "statistics (lag, broker RTT)."},
     {"metrics.listen", KS_CONF_STRING, KS_CONF_OFF(metrics_listen), KS_CONF_NOHAS, 0, "127.0.0.1:9464", 0, 0, NULL,
      "HOST:PORT of the HTTP endpoint ([::1]:PORT for IPv6, port 0 = any free port)."},
-    {"feature_log.topic", KS_CONF_STRING, KS_CONF_OFF(feature_log_topic), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
-     "Topic receiving a sample of (event id, features by name, prediction, model version) "
-     "records for training-serving skew checks (default: off)."},
-    {"feature_log.sample_rate", KS_CONF_DOUBLE, KS_CONF_OFF(feature_log_sample_rate), KS_CONF_NOHAS, 0, "0.01", 0, 0,
-     NULL, "Fraction of scored events written to feature_log.topic, 0..1. Samples are dropped "
-     "(and counted), never waited for, when the producer queue is busy."},
 };
 
+/* The table's rows: the core ones above, then each stage's and sink's. */
+typedef struct key_group {
+    const ks_config_key_t *k;
+    size_t n;
+} key_group_t;
+
+#define MAX_GROUPS (1 + KS_STAGES_MAX + 8)
+
+static size_t key_groups(key_group_t *g)
+{
+    size_t n = 0;
+    g[n++] = (key_group_t){config_keys, KS_ARRAY_LEN(config_keys)};
+    for (size_t i = 0; i < ks_stage_types_n; i++)
+        if (ks_stage_types[i]->n_keys)
+            g[n++] = (key_group_t){ks_stage_types[i]->keys, ks_stage_types[i]->n_keys};
+    for (size_t i = 0; i < ks_sink_types_n && n < MAX_GROUPS; i++)
+        if (ks_sink_types[i]->n_keys)
+            g[n++] = (key_group_t){ks_sink_types[i]->keys, ks_sink_types[i]->n_keys};
+    return n;
+}
+
+#define FOR_EACH_KEY(k)                                                                        \
+    key_group_t groups_[MAX_GROUPS];                                                           \
+    size_t n_groups_ = key_groups(groups_);                                                    \
+    for (size_t g_ = 0; g_ < n_groups_; g_++)                                                  \
+        for (const ks_config_key_t *k = groups_[g_].k; k < groups_[g_].k + groups_[g_].n; k++)
+
 /* Sections parsed by code rather than the table, for the reference. */
-static const struct { const char *key, *desc; } config_sections[] = {
+static const ks_config_section_t config_sections[] = {
     {"kafka", "librdkafka properties for both clients (e.g. bootstrap.servers); "
               "kafka.consumer / kafka.producer maps hold client-specific ones."},
     {"input.fields", "Declared event fields: name -> {type, required, default}."},
@@ -93,6 +116,24 @@ static void put_cell(FILE *out, const char *s)
         fputs(*s == '|' ? "\\|" : (char[]){*s, 0}, out);
 }
 
+/* The sections: the core ones, then each stage's. */
+static void print_sections(FILE *out, int markdown)
+{
+    const ks_config_section_t *sec[1 + KS_STAGES_MAX];
+    size_t n_sec[1 + KS_STAGES_MAX], groups = 0;
+    sec[groups] = config_sections;
+    n_sec[groups++] = KS_ARRAY_LEN(config_sections);
+    for (size_t i = 0; i < ks_stage_types_n; i++)
+        if (ks_stage_types[i]->n_sections) {
+            sec[groups] = ks_stage_types[i]->sections;
+            n_sec[groups++] = ks_stage_types[i]->n_sections;
+        }
+    for (size_t g = 0; g < groups; g++)
+        for (size_t i = 0; i < n_sec[g]; i++)
+            fprintf(out, markdown ? "| `%s` | section | | %s |\n" : "  %-22s %s\n",
+                    sec[g][i].key, sec[g][i].desc);
+}
+
 void ks_config_print_reference(FILE *out, int markdown)
 {
     if (markdown) {
@@ -101,11 +142,8 @@ void ks_config_print_reference(FILE *out, int markdown)
                      "`kscore config-reference --markdown`; a test keeps it in sync.\n"
                      "Any key can be overridden with `--set key=value`.\n\n"
                      "| key | type | default | meaning |\n| --- | --- | --- | --- |\n");
-        for (size_t i = 0; i < KS_ARRAY_LEN(config_sections); i++)
-            fprintf(out, "| `%s` | section | | %s |\n", config_sections[i].key,
-                    config_sections[i].desc);
-        for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-            const ks_config_key_t *k = &config_keys[i];
+        print_sections(out, 1);
+        FOR_EACH_KEY(k) {
             fprintf(out, "| `%s` | ", k->key);
             put_cell(out, type_name(k));
             fprintf(out, " | %s | ", k->required ? "**required**" : k->dflt ? k->dflt : "");
@@ -115,10 +153,8 @@ void ks_config_print_reference(FILE *out, int markdown)
         return;
     }
     fprintf(out, "Config keys (YAML; any key can be overridden with --set key=value):\n\n");
-    for (size_t i = 0; i < KS_ARRAY_LEN(config_sections); i++)
-        fprintf(out, "  %-22s %s\n", config_sections[i].key, config_sections[i].desc);
-    for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-        const ks_config_key_t *k = &config_keys[i];
+    print_sections(out, 0);
+    FOR_EACH_KEY(k) {
         fprintf(out, "  %-22s %s [%s%s%s%s]\n", k->key, k->desc, type_name(k),
                 k->required ? ", required" : "", k->dflt ? ", default " : "",
                 k->dflt ? k->dflt : "");
@@ -256,6 +292,21 @@ static int add_kafka_props(struct ks_config *cfg, ks_node_t *map, int scope, cha
             return ks_node_err(n, errbuf, errsize,
                                "is managed by kscore (use input.group_id; offsets are committed "
                                "only once outputs are acknowledged)");
+        /* settings that would silently break the delivery guarantee (README
+         * "Delivery guarantee"): a delivery report must mean the brokers
+         * stored the record, once */
+        if (scope != KS_KAFKA_CONSUMER &&
+            (strcmp(n->key, "acks") == 0 || strcmp(n->key, "request.required.acks") == 0) &&
+            strcmp(v, "all") != 0 && strcmp(v, "-1") != 0)
+            return ks_node_err(n, errbuf, errsize,
+                               "must be all (or -1): kscore commits an input offset once its "
+                               "output is acknowledged, and with acks=%s an acknowledged record "
+                               "can still be lost when a broker fails", v);
+        if (scope != KS_KAFKA_CONSUMER && strcmp(n->key, "enable.idempotence") == 0 &&
+            strcmp(v, "true") != 0)
+            return ks_node_err(n, errbuf, errsize,
+                               "must stay true: without the idempotent producer, retries "
+                               "write duplicates and reorder outputs");
         cfg->kafka = ks_xrealloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*cfg->kafka));
         cfg->kafka[cfg->n_kafka++] =
             (ks_kafka_prop_t){ks_xstrdup(n->key), ks_xstrdup(v), scope};
@@ -325,8 +376,7 @@ static int config_load(const char *path, const char *text, size_t len, const cha
         if ((rc = ks_node_set(cfg->root, sets[i], flat, errbuf, errsize)))
             goto out;
 
-    for (size_t i = 0; i < KS_ARRAY_LEN(config_keys); i++) {
-        const ks_config_key_t *k = &config_keys[i];
+    FOR_EACH_KEY(k) {
         if ((rc = lookup(cfg->root, k->key, &n, errbuf, errsize)))
             goto out;
         if (n)
@@ -353,6 +403,14 @@ static int config_load(const char *path, const char *text, size_t len, const cha
     }
     if ((rc = ks_schema_parse(n, &cfg->schema, errbuf, errsize)))
         goto out;
+
+    /* stages with sections of their own; they may add virtual fields that
+     * the features below use by name */
+    for (size_t i = 0; i < ks_stage_types_n; i++)
+        if (ks_stage_types[i]->configure &&
+            (rc = ks_stage_types[i]->configure(cfg, cfg->root, &cfg->stage_conf[i], errbuf,
+                                               errsize)))
+            goto out;
 
     if (!(n = ks_node_get(cfg->root, "features"))) {
         rc = ks_err(errbuf, errsize, KS_EINVAL,
@@ -429,20 +487,16 @@ void ks_config_free(ks_config_t *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
-    strlist_free(&cfg->input_topics);
-    strlist_free(&cfg->output_carry_fields);
-    free(cfg->log_level);
-    free(cfg->input_group_id);
-    free(cfg->input_format);
-    free(cfg->output_topic);
-    free(cfg->output_id_field);
-    free(cfg->dlq_topic);
-    free(cfg->mode);
-    free(cfg->log_format);
-    free(cfg->metrics_enabled);
-    free(cfg->metrics_listen);
-    free(cfg->feature_log_topic);
-    free(cfg->model_path);
+    FOR_EACH_KEY(k) {
+        char *base = (char *)cfg;
+        if (k->type == KS_CONF_STRLIST)
+            strlist_free((ks_strlist_t *)(base + k->offset));
+        else if (k->type == KS_CONF_STRING || k->type == KS_CONF_ENUM)
+            free(*(char **)(base + k->offset));
+    }
+    for (size_t i = 0; i < ks_stage_types_n; i++)
+        if (cfg->stage_conf[i] && ks_stage_types[i]->conf_free)
+            ks_stage_types[i]->conf_free(cfg->stage_conf[i]);
     if (cfg->schema)
         ks_schema_free(cfg->schema);
     if (cfg->features)

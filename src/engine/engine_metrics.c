@@ -5,15 +5,10 @@
 #include "base/common.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const double regression_bounds[] = {-1e6, -1e4, -1e3, -100, -10, -1, -0.1, 0,
                                            0.1,  1,    10,   100,  1e3, 1e4, 1e6};
-
-const char *ks_stage_name(ks_stage_t s)
-{
-    static const char *names[] = {"decode", "features", "inference", "encode", "produce_ack"};
-    return s < KS_STAGE__COUNT ? names[s] : "unknown";
-}
 
 void ks_engine_metrics_init(ks_engine_metrics_t *em)
 {
@@ -44,14 +39,13 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
     em->batch_size = ks_metrics_histogram0(
         ks_metrics_histogram("kscore_batch_size", "Events per micro-batch.", NULL,
                              ks_buckets_batch_size, ks_buckets_batch_size_n));
-    f = ks_metrics_histogram("kscore_stage_duration_seconds",
-                             "Time per micro-batch in each stage (produce_ack: per record, "
-                             "from produce to broker acknowledgement).",
-                             "stage", ks_buckets_latency_seconds, ks_buckets_latency_seconds_n);
-    for (int s = 0; s < KS_STAGE__COUNT; s++) {
-        const char *v[] = {ks_stage_name((ks_stage_t)s)};
-        em->stage[s] = ks_metrics_histogram_at(f, v);
-    }
+    em->stage_family = ks_metrics_histogram(
+        "kscore_stage_duration_seconds",
+        "Time per micro-batch in each stage (produce_ack: per record, from produce to broker "
+        "acknowledgement).",
+        "stage", ks_buckets_latency_seconds, ks_buckets_latency_seconds_n);
+    em->n_timed = 0;
+    em->produce_ack = ks_engine_metrics_stage(em, "produce_ack");
     em->end_to_end = ks_metrics_histogram0(ks_metrics_histogram(
         "kscore_end_to_end_latency_seconds",
         "From the input record's timestamp to the broker acknowledging its output.", NULL,
@@ -60,6 +54,9 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
                                       "model_version,backend,objective");
     em->model_reloads = ks_metrics_counter0(
         ks_metrics_counter("kscore_model_reloads_total", "Models swapped in after start-up.", NULL));
+    em->model_reload_unchanged = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_model_reload_unchanged_total",
+        "Reloads that found the version in service (nothing swapped).", NULL));
     em->model_reload_failures = ks_metrics_counter0(ks_metrics_counter(
         "kscore_model_reload_failures_total",
         "Model files refused on reload (the model in service stayed).", NULL));
@@ -86,6 +83,21 @@ void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
                           model->objective ? model->objective : ""};
     ks_metrics_gauge_reset(em->model_info);
     ks_gauge_set(ks_metrics_gauge_at(em->model_info, info), 1);
+}
+
+ks_histogram_t *ks_engine_metrics_stage(ks_engine_metrics_t *em, const char *name)
+{
+    const char *v[] = {name};
+    ks_histogram_t *h = ks_metrics_histogram_at(em->stage_family, v);
+    size_t i;
+    for (i = 0; i < em->n_timed && strcmp(em->timed_name[i], name) != 0; i++)
+        ;
+    if (i == em->n_timed && i < KS_TIMED_MAX) {
+        em->timed_name[i] = name;
+        em->timed[i] = h;
+        em->n_timed++;
+    }
+    return h;
 }
 
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker)

@@ -11,14 +11,7 @@
 #include "decode/value.h"
 #include "model/model.h"
 
-typedef enum {
-    KS_STAGE_DECODE,
-    KS_STAGE_FEATURES,
-    KS_STAGE_INFERENCE,
-    KS_STAGE_ENCODE,
-    KS_STAGE_PRODUCE_ACK, /* produce() call to broker acknowledgement, per record */
-    KS_STAGE__COUNT
-} ks_stage_t;
+#define KS_TIMED_MAX 24 /* stages and other timed steps under the `stage` label */
 
 typedef struct ks_engine_metrics {
     ks_counter_t *consumed;
@@ -30,10 +23,15 @@ typedef struct ks_engine_metrics {
     ks_counter_t *kafka_errors;
     ks_counter_t *backpressure_pauses;
     ks_histogram_t *batch_size;
-    ks_histogram_t *stage[KS_STAGE__COUNT];
+    ks_metric_family_t *stage_family; /* kscore_stage_duration_seconds{stage} */
+    ks_histogram_t *produce_ack;      /* stage="produce_ack": produce() to acknowledgement,
+                                         per record */
+    const char *timed_name[KS_TIMED_MAX]; /* every stage timer handed out, in order */
+    ks_histogram_t *timed[KS_TIMED_MAX];
+    size_t n_timed;
     ks_histogram_t *end_to_end; /* output acknowledged - input record timestamp */
     ks_metric_family_t *model_info;
-    ks_counter_t *model_reloads, *model_reload_failures;
+    ks_counter_t *model_reloads, *model_reload_failures, *model_reload_unchanged;
 } ks_engine_metrics_t;
 
 /* Registers the engine's families and resolves their children. */
@@ -47,6 +45,8 @@ void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
 /* Per-worker producer queue depth gauge (label worker="N"). */
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker);
 
-const char *ks_stage_name(ks_stage_t s);
+/* The timer of a stage (engine/stage.c), labelled stage="<name>"; `name` must
+ * be static. Start-up only (not thread-safe). */
+ks_histogram_t *ks_engine_metrics_stage(ks_engine_metrics_t *em, const char *name);
 
 #endif

@@ -1,13 +1,13 @@
 /*
- * pipeline.c - builds a pipeline from a config (model + features + output
- * mapping), runs it on Kafka with N workers, or offline over JSON lines.
+ * pipeline.c - builds a pipeline from a config (model, stages, output
+ * mapping), runs it on Kafka with N workers, or offline over JSON lines
+ * through the same stages.
  */
 #include "engine/pipeline.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "features/features.h"
-#include "obs/http.h"
-#include "obs/kafka_stats.h"
+#include "kafka/topics.h"
 #include "kscore/kscore.h"
 
 #include <stdio.h>
@@ -139,7 +139,12 @@ int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
     if (rc)
         goto out;
     if (strcmp(m->version, p->serving->model->version) == 0) {
-        ks_model_unref(m); /* same version: nothing to do */
+        /* same version: nothing to swap; a file rewritten without a new
+         * version is worth a line, since it may not be what was meant */
+        ks_info("model reload: %s has the version in service (%s); nothing to swap",
+                p->cfg->model_path, m->version);
+        ks_counter_add(p->metrics.model_reload_unchanged, 1);
+        ks_model_unref(m);
         return KS_OK;
     }
     if ((rc = serving_new(p, m, &sv, errbuf, errsize))) {
@@ -180,6 +185,9 @@ int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, s
         ks_model_unref(m);
         goto out;
     }
+    if ((rc = ks_stages_new(p, &p->stages, errbuf, errsize)))
+        goto out;
+    p->metrics.produce_ack = ks_engine_metrics_stage(&p->metrics, "produce_ack");
     if (cfg->output_id_field)
         p->id_field = ks_schema_find(cfg->schema, cfg->output_id_field);
     p->n_carry = cfg->output_carry_fields.n;
@@ -208,14 +216,45 @@ void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
             p->cfg->input_topics.n, p->cfg->output_topic, p->cfg->dlq_topic);
 }
 
+int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, size_t errsize)
+{
+    const struct ks_config *cfg = p->cfg;
+    ks_topic_use_t uses[64];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 3; i++)
+        uses[n++] = (ks_topic_use_t){cfg->input_topics.items[i], "input.topics"};
+    uses[n++] = (ks_topic_use_t){cfg->output_topic, "output.topic"};
+    if (strcmp(cfg->mode, "passthrough") != 0) {
+        uses[n++] = (ks_topic_use_t){cfg->dlq_topic, "dead_letter.topic"};
+        if (cfg->feature_log_topic && cfg->feature_log_sample_rate > 0)
+            uses[n++] = (ks_topic_use_t){cfg->feature_log_topic, "feature_log.topic"};
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, conf, errbuf, errsize);
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        return KS_EXIT_USAGE;
+    }
+    rc = ks_kafka_check_topics(conf, uses, n, timeout_ms, errbuf, errsize);
+    if (rc == KS_EKAFKA)
+        ks_warn("%s", errbuf);
+    return rc == KS_OK ? KS_EXIT_OK : rc == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_RUNTIME;
+}
+
 void ks_pipeline_stop(ks_pipeline_t *p)
 {
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
+}
+
+void ks_pipeline_fail(ks_pipeline_t *p)
+{
+    atomic_store(&p->fatal, 1);
+    atomic_store(&p->stop, 1);
 }
 
 void ks_pipeline_request_reload(ks_pipeline_t *p)
 {
-    p->reload_requested = 1;
+    atomic_store(&p->reload_requested, 1);
 }
 
 /* The model file's identity for the watch: a change of mtime or size
@@ -233,12 +272,11 @@ static void supervise(ks_pipeline_t *p)
     struct stat seen, now;
     int have_seen = model_stamp(p->cfg->model_path, &seen) == 0;
     int64_t watch_ns = p->cfg->model_watch_interval_ms * 1000000, last = ks_now_mono_ns();
-    while (!p->stop) {
+    while (!atomic_load(&p->stop)) {
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
         int reload = 0;
-        if (p->reload_requested) {
-            p->reload_requested = 0;
+        if (atomic_exchange(&p->reload_requested, 0)) {
             ks_info("SIGHUP: reloading the model from %s", p->cfg->model_path);
             reload = 1;
         } else if (watch_ns > 0 && ks_now_mono_ns() - last >= watch_ns) {
@@ -262,25 +300,12 @@ int ks_pipeline_run(ks_pipeline_t *p)
     char err[512];
     int rc = KS_EXIT_OK;
     size_t n = (size_t)p->cfg->workers;
-    if (strcmp(p->cfg->metrics_enabled, "true") == 0) {
-        /* a busy or bad metrics.listen is a start-up error, like a bad config */
-        if (ks_kstats_new((int)n, &p->kstats, err, sizeof(err)) ||
-            ks_http_start(p, p->cfg->metrics_listen, &p->http, err, sizeof(err))) {
-            ks_error("%s", err);
-            ks_kstats_free(p->kstats);
-            p->kstats = NULL;
-            return KS_EXIT_USAGE;
-        }
-        ks_info("metrics: %s/metrics, health: %s/healthz %s/readyz, status page: %s/",
-                ks_http_url(p->http), ks_http_url(p->http), ks_http_url(p->http),
-                ks_http_url(p->http));
-    }
     p->workers = ks_xcalloc(n, sizeof(*p->workers));
     for (size_t i = 0; i < n; i++) {
         if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
             ks_error("cannot start worker %zu: %s", i, err);
             ks_worker_join(p->workers[i], INT64_MAX); /* frees what was set up */
-            p->stop = 1;
+            atomic_store(&p->stop, 1);
             rc = KS_EXIT_RUNTIME;
             break;
         }
@@ -297,33 +322,34 @@ int ks_pipeline_run(ks_pipeline_t *p)
         if (wrc != KS_EXIT_OK)
             rc = wrc;
     }
-    ks_http_stop(p->http);
-    p->http = NULL;
-    ks_kstats_free(p->kstats);
-    p->kstats = NULL;
+    if (atomic_load(&p->fatal))
+        rc = KS_EXIT_RUNTIME;
     ks_log_flush_repeats(1);
     ks_info("pipeline stopped (exit %d)", rc);
     return rc;
 }
 
-/* Offline: batches of JSON lines through the same scorer. */
+/* Offline: batches of JSON lines through the same stages. */
 int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
 {
     char err[512];
-    ks_scorer_t s;
+    ks_batch_t b;
+    ks_stage_runner_t *runner = NULL;
+    ks_stage_env_t env = {p, -1, NULL};
     int rc = KS_EXIT_OK;
     size_t batch = (size_t)p->cfg->batch_max_size;
-    ks_event_t *ev = ks_xcalloc(batch, sizeof(*ev));
     char **lines = ks_xcalloc(batch, sizeof(char *));
     size_t *caps = ks_xcalloc(batch, sizeof(size_t));
-    long long lineno = 0, *line_of = ks_xcalloc(batch, sizeof(long long));
     ks_buf_t dl = {0};
 
-    if (ks_scorer_init(&s, p, err, sizeof(err))) {
+    ks_batch_init(&b, p->cfg->schema->n_fields, p->n_cols);
+    ks_batch_reset(&b, batch);
+    if (ks_stage_runner_new(p->stages, &env, &runner, err, sizeof(err))) {
         fprintf(stderr, "kscore: %s\n", err);
         rc = KS_EXIT_USAGE;
         goto out;
     }
+    long long lineno = 0;
     for (int eof = 0; !eof;) {
         size_t n = 0;
         while (n < batch) {
@@ -337,48 +363,47 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
                 len--;
             if (len == 0)
                 continue; /* blank lines are not events */
-            ev[n] = (ks_event_t){lines[n], (size_t)len, -1, ks_now_mono_ns()};
-            line_of[n] = lineno;
+            b.ev[n] = (ks_event_t){lines[n], (size_t)len, NULL, 0, -1, ks_now_mono_ns(), NULL, -1,
+                                   lineno, NULL};
             n++;
         }
         if (n == 0)
             break;
-        ks_serving_t *sv = ks_pipeline_acquire(p);
-        ks_scorer_run(&s, sv, ev, n);
-        ks_scorer_encode_batch(&s, ev, n);
+        ks_batch_reset(&b, n);
+        ks_stage_runner_run(runner, &b);
         for (size_t i = 0; i < n; i++) {
-            if (s.err[i] != KS_ERRCLASS_NONE) {
+            if (!ks_batch_ok(&b, i)) {
                 ks_buf_reset(&dl);
                 ks_buf_puts(&dl, "{\"error_class\":");
-                const char *cls = ks_errclass_name(s.err[i]);
+                const char *cls = ks_errclass_name(b.err[i]);
                 ks_buf_json_string(&dl, cls, strlen(cls));
                 ks_buf_puts(&dl, ",\"error_message\":");
-                ks_buf_json_string(&dl, s.errmsg[i], strlen(s.errmsg[i]));
-                ks_buf_printf(&dl, ",\"line\":%lld,\"value\":", line_of[i]);
-                ks_buf_json_string(&dl, ev[i].value, ev[i].len);
+                ks_buf_json_string(&dl, b.errmsg[i], strlen(b.errmsg[i]));
+                ks_buf_printf(&dl, ",\"line\":%lld,\"value\":", (long long)b.ev[i].offset);
+                ks_buf_json_string(&dl, b.ev[i].value, b.ev[i].len);
                 ks_buf_puts(&dl, "}\n");
                 fwrite(dl.data, 1, dl.len, dlq);
                 continue;
             }
             size_t len;
-            const char *rec = ks_scorer_record(&s, i, &len);
+            const char *rec = ks_batch_record(&b, i, &len);
             fwrite(rec, 1, len, out);
             fputc('\n', out);
         }
-        ks_serving_release(sv);
+        ks_serving_release(b.sv);
+        b.sv = NULL;
     }
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "kscore: error writing predictions\n");
         rc = KS_EXIT_RUNTIME;
     }
 out:
-    ks_scorer_destroy(&s);
+    ks_stage_runner_free(runner);
+    ks_batch_destroy(&b);
     for (size_t i = 0; i < batch; i++)
         free(lines[i]);
     free(lines);
     free(caps);
-    free(line_of);
-    free(ev);
     ks_buf_free(&dl);
     return rc;
 }
@@ -389,6 +414,7 @@ int ks_pipeline_free(ks_pipeline_t *p)
         return 0;
     if (atomic_load(&p->abandoned))
         return 1; /* a stuck worker may still touch it; the process is exiting */
+    ks_stages_free(p->stages);
     ks_serving_release(p->serving);
     pthread_mutex_destroy(&p->serving_lock);
     free(p->workers);

@@ -38,6 +38,8 @@ typedef struct ks_sink_env {
 /* write() results besides KS_OK and KS_EKAFKA (fatal: logged, the pipeline
  * stops without committing the row) */
 #define KS_SINK_QUEUE_FULL 1 /* the producer queue is full: write the row again later */
+#define KS_SINK_REROUTE    2 /* the row cannot be written here (record-level error):
+                                the sink failed it (ks_batch_fail); dead-letter it */
 
 typedef struct ks_sink_type {
     const char *name;
@@ -46,7 +48,7 @@ typedef struct ks_sink_type {
     /* Sets the sink up for one worker; *ctx = NULL when it is off. */
     int (*init)(const ks_sink_env_t *env, void **ctx, char *errbuf, size_t errsize);
     /* Writes row i of the batch; `token` rides as the message opaque. */
-    int (*write)(void *ctx, const ks_batch_t *b, size_t i, uint64_t token);
+    int (*write)(void *ctx, ks_batch_t *b, size_t i, uint64_t token);
     /* For delivery reports: 1 if the message is one of this sink's that
      * carries no token (it was accounted for here), else 0. Optional. */
     int (*delivered)(void *ctx, const rd_kafka_message_t *m);

@@ -7,14 +7,20 @@
  *   1. gather up to batch.max_size records: all the consumer has buffered,
  *      waiting for more only while none are buffered and at most
  *      batch.max_wait_ms after the first one;
- *   2. score them (engine/scorer.c: no I/O);
- *   3. produce one record per event: the prediction to output.topic, or the
- *      original record with error headers to dead_letter.topic; each carries
- *      an offsets token as its opaque;
+ *   2. run the stages over the batch (engine/stage.h: no I/O);
+ *   3. write each row to one sink (engine/sink.h): its record to the output
+ *      topic, or the input record with error headers to the dead-letter
+ *      topic; each carries an offsets token as its opaque;
  *   4. delivery reports (served by rd_kafka_poll on this thread) acknowledge
  *      tokens; every commit.interval_ms the per-partition watermarks of
- *      acknowledged offsets are committed (kafka/offsets.c).
+ *      acknowledged offsets are committed (kafka/offsets.h, kafka/group.h).
  * Exactly-once will replace steps 3-4 with one transaction per batch.
+ *
+ * A record the producer or the broker refuses for itself (too large,
+ * invalid: kafka/produce.h) fails that event only: an output goes to the
+ * dead-letter topic instead, a dead letter is written again truncated.
+ * Errors about a whole topic or the cluster stop the pipeline (exit 1)
+ * without committing what was not acknowledged.
  *
  * Backpressure: when the producer queue is full (slow or unreachable broker)
  * all assigned partitions are paused and the worker keeps polling the consumer
@@ -22,17 +28,20 @@
  * resumes. Pausing discards prefetched records, and fetching resumes after the
  * last record handed to us, so nothing is skipped.
  *
- * Rebalance: on revocation the batch in progress is finished, outputs are
- * flushed and the revoked partitions' watermarks committed synchronously
- * before they are released. On shutdown the same happens for everything, then
- * the consumer leaves the group.
+ * Rebalance: on revocation the batch in hand is finished, outputs are flushed
+ * and the revoked partitions' watermarks committed synchronously before they
+ * are released; if that does not finish in time, only the revoked
+ * partitions' events are dropped (their new owner consumes them from the
+ * committed offset). On shutdown the same happens for everything, within one
+ * absolute deadline (shutdown.timeout_ms), then the consumer leaves the group.
  */
 #include "base/common.h"
 #include "base/log.h"
-#include "kafka/offsets.h"
 #include "engine/pipeline.h"
-#include "engine/sinks/feature_log.h"
-#include "obs/kafka_stats.h"
+#include "engine/sink.h"
+#include "kafka/group.h"
+#include "kafka/offsets.h"
+#include "kafka/produce.h"
 #include "kscore/kscore.h"
 
 #include <librdkafka/rdkafka.h>
@@ -41,39 +50,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HDR_PREFIX "__kscore.errors."
+enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, N_SINKS };
+
+/* A record the broker refused in a delivery report, to write again (as a
+ * dead letter, or truncated) outside the callback. */
+typedef struct redo {
+    int truncate;              /* 1: a dead letter to cut; 0: an output to dead-letter */
+    char *key, *val;
+    size_t key_len, val_len;
+    rd_kafka_headers_t *hdrs;
+    rd_kafka_resp_err_t err;
+    uint64_t token;
+} redo_t;
 
 typedef struct ks_worker {
     struct ks_pipeline *p;
     int id;
     pthread_t thread;
     int started;
+    ks_kafka_ctx_t kctx;        /* both clients' opaque (kafka/client.h) */
     rd_kafka_t *consumer, *producer;
-    rd_kafka_topic_t *out_rkt, *dlq_rkt;
+    rd_kafka_topic_t *out_rkt, *dlq_rkt; /* to tell delivery reports apart */
     ks_offsets_t *offsets;
-    ks_scorer_t scorer;
-    ks_feature_log_t flog;      /* sampled feature records (feature_log.topic) */
+    ks_commit_stats_t commit_stats;
+    ks_stage_runner_t *runner;
+    const ks_sink_type_t *sink[N_SINKS];
+    void *sink_ctx[N_SINKS];
 
-    rd_kafka_message_t **msgs; /* the batch being gathered */
-    ks_event_t *events;
-    uint64_t *tokens;
+    ks_batch_t batch;           /* the batch in hand; its rows are msgs[] */
+    rd_kafka_message_t **msgs;
+    uint64_t *tokens;           /* per row; 0 = dropped (partition revoked) */
     size_t n_msgs, cap;
     int scored;                 /* the batch is scored and partly produced */
+    size_t produce_pos;         /* next row of the batch to write */
     int passthrough;            /* mode: passthrough */
+    rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
+    size_t n_stash, stash_cap;
+    redo_t *redo;               /* refused records to write again */
+    size_t n_redo, redo_cap;
+
     int close_abandoned;        /* leaving the group timed out: destroy without closing */
     int64_t serve_now_ms;       /* wall clock when delivery reports are being served */
     ks_gauge_t *queue_depth;
-    size_t produce_pos;         /* next event of the batch to produce */
-    rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
-    size_t n_stash, stash_cap;
-
     rd_kafka_topic_partition_list_t *assignment;
     int paused;
     long queue_max;             /* producer queue.buffering.max.messages */
     int64_t last_commit_ns;
+    int64_t deadline_ns;        /* shutdown: the one absolute deadline; 0 before */
     int rc;                     /* exit status */
-    char name[32];
 } ks_worker_t;
+
+static void fail(ks_worker_t *w)
+{
+    ks_pipeline_fail(w->p);
+}
+
+static void on_fatal(void *owner, const char *why)
+{
+    fail(owner);
+}
 
 /* ---- delivery reports ------------------------------------------------- */
 
@@ -89,12 +124,38 @@ static void serve_producer(ks_worker_t *w, int timeout_ms)
     } while (++waited < timeout_ms);
 }
 
+static char *copy_bytes(const void *p, size_t len)
+{
+    char *c = ks_xmalloc(len ? len : 1);
+    if (len)
+        memcpy(c, p, len);
+    return c;
+}
+
+static void queue_redo(ks_worker_t *w, const rd_kafka_message_t *m, int truncate)
+{
+    if (w->n_redo == w->redo_cap) {
+        w->redo_cap = w->redo_cap ? w->redo_cap * 2 : 8;
+        w->redo = ks_xrealloc(w->redo, w->redo_cap * sizeof(*w->redo));
+    }
+    redo_t *r = &w->redo[w->n_redo++];
+    r->truncate = truncate;
+    r->key = copy_bytes(m->key, m->key_len);
+    r->key_len = m->key_len;
+    r->val = copy_bytes(m->payload, m->len);
+    r->val_len = m->len;
+    r->hdrs = ks_kafka_headers_copy(m, 8);
+    r->err = m->err;
+    r->token = (uint64_t)(uintptr_t)m->_private;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    ks_worker_t *w = opaque;
+    ks_worker_t *w = ((ks_kafka_ctx_t *)opaque)->owner;
     const ks_engine_metrics_t *em = &w->p->metrics;
-    if (ks_feature_log_delivery(&w->flog, m))
-        return; /* a sample: no offset rides on it */
+    for (int s = 0; s < N_SINKS; s++)
+        if (w->sink_ctx[s] && w->sink[s]->delivered && w->sink[s]->delivered(w->sink_ctx[s], m))
+            return; /* e.g. a feature-log sample: no offset rides on it */
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         int64_t input_ts;
         if (ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private, &input_ts)) {
@@ -103,51 +164,87 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             if (input_ts > 0)
                 ks_histogram_observe(em->end_to_end,
                                      (double)(w->serve_now_ms - input_ts) / 1e3);
-            ks_histogram_observe(em->stage[KS_STAGE_PRODUCE_ACK],
-                                 (double)rd_kafka_message_latency(m) / 1e6);
+            ks_histogram_observe(em->produce_ack, (double)rd_kafka_message_latency(m) / 1e6);
         }
         return;
     }
     /* The idempotent producer retries transient errors itself until
-     * message.timeout.ms; what reaches us is permanent for this record. Its
-     * offset stays unacknowledged, so it is never committed: stop the worker
-     * and let a restart re-process it rather than lose it. */
+     * message.timeout.ms; what reaches us is permanent. For this record only
+     * (too large, invalid): dead-letter the output, cut the dead letter. */
+    if (ks_kafka_err_is_record_level(m->err) && !w->passthrough &&
+        (m->rkt == w->out_rkt || m->rkt == w->dlq_rkt)) {
+        ks_warn("%s: the broker refused a record for %s: %s; %s", w->kctx.name,
+                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                m->rkt == w->out_rkt ? "its event goes to the dead-letter topic"
+                                     : "writing the dead letter truncated");
+        queue_redo(w, m, m->rkt == w->dlq_rkt);
+        return;
+    }
+    /* Otherwise its offset stays unacknowledged, so it is never committed:
+     * stop and let a restart re-process it rather than lose it. */
     ks_error("%s: output to %s could not be delivered: %s; stopping without committing it",
-             w->name, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-    atomic_store(&w->p->fatal, 1);
-    w->p->stop = 1;
+             w->kctx.name, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    fail(w);
+}
+
+/* Writes the refused records again. Returns KS_OK, KS_SINK_QUEUE_FULL (call
+ * again later) or KS_EKAFKA. */
+static int process_redo(ks_worker_t *w)
+{
+    while (w->n_redo) {
+        redo_t *r = &w->redo[0];
+        rd_kafka_resp_err_t err;
+        if (r->truncate) {
+            rd_kafka_headers_t *h = rd_kafka_headers_copy(r->hdrs);
+            err = ks_kafka_dead_letter_truncate(w->producer, w->dlq_rkt, r->key, r->key_len,
+                                                r->val, r->val_len, h, r->token);
+        } else {
+            ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY), NULL, "output", NULL,
+                                    -1, -1};
+            char msg[256];
+            snprintf(msg, sizeof(msg), "the broker refused the output record (%zu bytes): %s",
+                     r->val_len, rd_kafka_err2str(r->err));
+            why.message = msg;
+            ks_offsets_source(w->offsets, r->token, &why.topic, &why.partition, &why.offset);
+            err = ks_kafka_produce_dead_letter(w->producer, w->dlq_rkt, r->key, r->key_len,
+                                               r->val, r->val_len, r->hdrs, &why, r->token);
+            if (!err)
+                ks_counter_add(w->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY], 1);
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return KS_SINK_QUEUE_FULL;
+        if (err) {
+            ks_error("%s: cannot write a refused record to %s: %s; stopping without "
+                     "committing it", w->kctx.name, rd_kafka_topic_name(w->dlq_rkt),
+                     rd_kafka_err2str(err));
+            fail(w);
+            return KS_EKAFKA;
+        }
+        free(r->key);
+        free(r->val);
+        if (r->hdrs)
+            rd_kafka_headers_destroy(r->hdrs);
+        memmove(w->redo, w->redo + 1, --w->n_redo * sizeof(*w->redo));
+    }
+    return KS_OK;
 }
 
 /* ---- commits ---------------------------------------------------------- */
 
 static void commit(ks_worker_t *w, int sync, int all)
 {
-    rd_kafka_topic_partition_list_t *list = ks_offsets_committable(w->offsets, all);
-    if (!list)
-        return;
-    rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, list, sync ? 0 : 1);
-    ks_counter_add(w->p->metrics.commits, 1);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        ks_counter_add(w->p->metrics.commit_failures, 1);
-        ks_warn("%s: commit failed: %s", w->name, rd_kafka_err2str(err));
-    } else
-        ks_offsets_committed(w->offsets, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    ks_kafka_commit(w->consumer, w->offsets, sync, all, &w->commit_stats, w->kctx.name);
     w->last_commit_ns = ks_now_mono_ns();
 }
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-    ks_worker_t *w = opaque;
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        ks_counter_add(w->p->metrics.commit_failures, 1);
-        ks_warn("%s: offset commit failed: %s (the next commit retries)", w->name,
-                rd_kafka_err2str(err));
-    }
+    ks_worker_t *w = ((ks_kafka_ctx_t *)opaque)->owner;
+    ks_kafka_commit_result(w->offsets, err, offsets, &w->commit_stats, w->kctx.name);
 }
 
-/* ---- producing -------------------------------------------------------- */
+/* ---- backpressure ----------------------------------------------------- */
 
 static void set_paused(ks_worker_t *w, int pause)
 {
@@ -156,12 +253,12 @@ static void set_paused(ks_worker_t *w, int pause)
     rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(w->consumer, w->assignment)
                                     : rd_kafka_resume_partitions(w->consumer, w->assignment);
     if (err)
-        ks_warn("%s: %s partitions: %s", w->name, pause ? "pausing" : "resuming",
+        ks_warn("%s: %s partitions: %s", w->kctx.name, pause ? "pausing" : "resuming",
                 rd_kafka_err2str(err));
     w->paused = pause;
     if (pause)
         ks_counter_add(w->p->metrics.backpressure_pauses, 1);
-    ks_info("%s: %s consumption (producer queue %d messages)", w->name,
+    ks_info("%s: %s consumption (producer queue %d messages)", w->kctx.name,
             pause ? "backpressure: paused" : "resumed", rd_kafka_outq_len(w->producer));
 }
 
@@ -176,7 +273,7 @@ static void stash_message(ks_worker_t *w, rd_kafka_message_t *m)
 
 /* Serves the consumer while a batch waits on the producer: rebalances,
  * heartbeats and max.poll.interval.ms. Records that still arrive are kept for
- * later. Called only between produce attempts, never inside one. */
+ * later. Called only between rows, never inside a write. */
 static void serve_consumer(ks_worker_t *w)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
@@ -189,64 +286,6 @@ static void serve_consumer(ks_worker_t *w)
     stash_message(w, m);
 }
 
-#define QUEUE_FULL 1 /* produce(): try again once the queue drains */
-
-/* Produces one record; `hdrs` is always consumed (callers build them per
- * attempt: retries happen only on the slow path). */
-static int produce(ks_worker_t *w, rd_kafka_topic_t *rkt, const void *key, size_t key_len,
-                   const void *val, size_t val_len, rd_kafka_headers_t *hdrs, uint64_t token)
-{
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        w->producer, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return KS_OK;
-    if (hdrs)
-        rd_kafka_headers_destroy(hdrs);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        return QUEUE_FULL;
-    ks_error("%s: cannot produce to %s: %s", w->name, rd_kafka_topic_name(rkt),
-             rd_kafka_err2str(err));
-    atomic_store(&w->p->fatal, 1);
-    w->p->stop = 1;
-    return KS_EKAFKA;
-}
-
-static rd_kafka_headers_t *copy_headers(const rd_kafka_message_t *m, size_t extra)
-{
-    rd_kafka_headers_t *in = NULL;
-    if (rd_kafka_message_headers(m, &in) == RD_KAFKA_RESP_ERR_NO_ERROR && in)
-        return rd_kafka_headers_copy(in);
-    return extra ? rd_kafka_headers_new(extra) : NULL;
-}
-
-static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
-{
-    rd_kafka_header_add(h, name, -1, value, -1);
-}
-
-static int produce_dead_letter(ks_worker_t *w, const rd_kafka_message_t *m, ks_errclass_t cls,
-                               const char *msg, uint64_t token)
-{
-    char num[32];
-    rd_kafka_headers_t *h = copy_headers(m, 8);
-    if (!h)
-        h = rd_kafka_headers_new(8);
-    ks_counter_add(w->p->metrics.dead_lettered[cls], 1);
-    add_header(h, HDR_PREFIX "class", ks_errclass_name(cls));
-    add_header(h, HDR_PREFIX "message", msg);
-    add_header(h, HDR_PREFIX "stage", cls == KS_ERRCLASS_FEATURE     ? "features"
-                                      : cls == KS_ERRCLASS_INFERENCE ? "model"
-                                                                     : "decode");
-    add_header(h, HDR_PREFIX "topic", rd_kafka_topic_name(m->rkt));
-    snprintf(num, sizeof(num), "%d", (int)m->partition);
-    add_header(h, HDR_PREFIX "partition", num);
-    snprintf(num, sizeof(num), "%lld", (long long)m->offset);
-    add_header(h, HDR_PREFIX "offset", num);
-    return produce(w, w->dlq_rkt, m->key, m->key_len, m->payload, m->len, h, token);
-}
-
 /* ---- the batch -------------------------------------------------------- */
 
 static void batch_release(ks_worker_t *w)
@@ -256,94 +295,77 @@ static void batch_release(ks_worker_t *w)
     w->n_msgs = 0;
     w->scored = 0;
     w->produce_pos = 0;
-    ks_serving_release(w->scorer.sv); /* the batch's hold on its model */
-    w->scorer.sv = NULL;
+    ks_serving_release(w->batch.sv); /* the batch's hold on its model */
+    w->batch.sv = NULL;
 }
 
-/* mode: passthrough - the same loop, consumer and producer, minus scoring:
- * each record is copied to output.topic in the same partition. */
-static int passthrough_batch(ks_worker_t *w)
+/* Writes row i to its sink. Returns KS_OK, KS_SINK_QUEUE_FULL or KS_EKAFKA. */
+static int write_row(ks_worker_t *w, size_t i)
 {
-    w->scored = 1;
-    for (; w->produce_pos < w->n_msgs; w->produce_pos++) {
-        rd_kafka_message_t *m = w->msgs[w->produce_pos];
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_RKT(w->out_rkt), RD_KAFKA_V_PARTITION(m->partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)w->tokens[w->produce_pos]), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            return QUEUE_FULL;
-        if (err) {
-            ks_error("%s: cannot produce: %s", w->name, rd_kafka_err2str(err));
-            atomic_store(&w->p->fatal, 1);
-            w->p->stop = 1;
-            return KS_EKAFKA;
-        }
+    ks_batch_t *b = &w->batch;
+    uint64_t token = w->tokens[i];
+    int rc;
+    if (token == 0)
+        return KS_OK; /* its partition was revoked: the new owner has it */
+    if (w->passthrough)
+        return w->sink[SINK_PASSTHROUGH]->write(w->sink_ctx[SINK_PASSTHROUGH], b, i, token);
+    if (ks_batch_ok(b, i)) {
+        rc = w->sink[SINK_OUTPUT]->write(w->sink_ctx[SINK_OUTPUT], b, i, token);
+        if (rc == KS_OK && w->sink_ctx[SINK_FEATURE_LOG])
+            w->sink[SINK_FEATURE_LOG]->write(w->sink_ctx[SINK_FEATURE_LOG], b, i, 0);
+        if (rc != KS_SINK_REROUTE)
+            return rc;
+        /* the output sink failed the row: it goes to the dead letters */
     }
-    batch_release(w);
-    serve_producer(w, 0);
-    return KS_OK;
+    return w->sink[SINK_DEAD_LETTER]->write(w->sink_ctx[SINK_DEAD_LETTER], b, i, token);
 }
 
-/* Scores the gathered batch (once) and produces its records from where the
- * last call stopped. Returns KS_OK when the batch is done, QUEUE_FULL when the
- * producer queue is full (call again later: nothing is lost or repeated), or
- * an error after a fatal producer failure. Never polls the consumer, so no
- * rebalance callback can run in the middle of a batch. */
+/* Scores the gathered batch (once) and writes its rows from where the last
+ * call stopped. Returns KS_OK when the batch is done, KS_SINK_QUEUE_FULL when
+ * the producer queue is full (call again later: nothing is lost or
+ * repeated), or KS_EKAFKA after a fatal producer failure. Never polls the
+ * consumer, so no rebalance callback can run in the middle of a batch. */
 static int process_batch(ks_worker_t *w)
 {
-    size_t n = w->n_msgs;
-    ks_scorer_t *s = &w->scorer;
-    int rc = KS_OK;
-    if (n == 0)
+    int rc = process_redo(w);
+    if (rc)
+        return rc;
+    if (w->n_msgs == 0)
         return KS_OK;
-    if (w->passthrough)
-        return passthrough_batch(w);
     if (!w->scored) {
-        ks_scorer_run(s, ks_pipeline_acquire(w->p), w->events, n);
-        ks_scorer_encode_batch(s, w->events, n);
+        ks_batch_reset(&w->batch, w->n_msgs);
+        if (!w->passthrough) {
+            ks_stage_runner_run(w->runner, &w->batch);
+            ks_counter_add(w->p->metrics.batches, 1);
+            ks_histogram_observe(w->p->metrics.batch_size, (double)w->n_msgs);
+        }
         w->scored = 1;
         w->produce_pos = 0;
     }
-    for (; w->produce_pos < n; w->produce_pos++) {
-        size_t i = w->produce_pos;
-        rd_kafka_message_t *m = w->msgs[i];
+    for (; w->produce_pos < w->n_msgs; w->produce_pos++) {
         if (atomic_load(&w->p->fatal))
             return KS_EKAFKA; /* not produced, never acknowledged, never committed */
-        if (s->err[i] != KS_ERRCLASS_NONE) {
-            rc = produce_dead_letter(w, m, s->err[i], s->errmsg[i], w->tokens[i]);
-        } else {
-            size_t key_len, rec_len;
-            const char *key = ks_scorer_key(s, i, &key_len);
-            const char *rec = ks_scorer_record(s, i, &rec_len);
-            if (!key) {
-                key = m->key;
-                key_len = m->key_len;
-            }
-            rc = produce(w, w->out_rkt, key, key_len, rec, rec_len, copy_headers(m, 0),
-                         w->tokens[i]);
-            if (rc == KS_OK && ks_feature_log_want(&w->flog))
-                ks_feature_log_emit(&w->flog, w->producer, s, w->events, i, m, key, key_len,
-                                    ks_now_wall_ms());
-        }
-        if (rc)
+        if ((rc = write_row(w, w->produce_pos))) {
+            if (rc != KS_SINK_QUEUE_FULL)
+                fail(w);
             return rc;
+        }
     }
     batch_release(w);
     serve_producer(w, 0);
     return KS_OK;
 }
 
-static void add_to_batch(ks_worker_t *w, rd_kafka_message_t *m)
+static void add_to_batch(ks_worker_t *w, rd_kafka_message_t *m, int64_t now_ns)
 {
     size_t i = w->n_msgs++;
     rd_kafka_timestamp_type_t tt;
     int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    const char *topic = rd_kafka_topic_name(m->rkt);
     w->msgs[i] = m;
-    w->events[i] = (ks_event_t){m->payload ? m->payload : "", m->len, ts, ks_now_mono_ns()};
-    w->tokens[i] = ks_offsets_track(w->offsets, rd_kafka_topic_name(m->rkt), m->partition,
-                                    m->offset, ts);
+    w->batch.ev[i] = (ks_event_t){m->payload ? m->payload : "", m->len, m->key, m->key_len, ts,
+                                  now_ns, topic, m->partition, m->offset, m};
+    w->tokens[i] = ks_offsets_track(w->offsets, topic, m->partition, m->offset, ts);
     ks_counter_add(w->p->metrics.consumed, 1);
 }
 
@@ -351,76 +373,122 @@ static void add_to_batch(ks_worker_t *w, rd_kafka_message_t *m)
 static void take_stash(ks_worker_t *w)
 {
     size_t k = 0;
+    int64_t now_ns = ks_now_mono_ns();
     while (k < w->n_stash && w->n_msgs < w->cap && !w->scored)
-        add_to_batch(w, w->stash[k++]);
+        add_to_batch(w, w->stash[k++], now_ns);
     memmove(w->stash, w->stash + k, (w->n_stash - k) * sizeof(*w->stash));
     w->n_stash -= k;
 }
 
-/* Finishes everything in hand, waits (bounded) for acknowledgements and
- * commits synchronously. Used on revocation and shutdown. */
-static void drain_and_commit(ks_worker_t *w, int timeout_ms)
+static int in_list(const rd_kafka_topic_partition_list_t *parts, const char *topic,
+                   int32_t partition)
 {
-    int64_t deadline = ks_now_mono_ns() + (int64_t)timeout_ms * 1000000;
-    while (w->n_stash || w->n_msgs) {
+    for (int i = 0; parts && i < parts->cnt; i++)
+        if (parts->elems[i].partition == partition && strcmp(parts->elems[i].topic, topic) == 0)
+            return 1;
+    return 0;
+}
+
+/* A drain ran out of time: drops the events of the revoked partitions (all
+ * when `parts` is NULL) that are still in hand, keeping the others. */
+static void drop_revoked(ks_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < w->n_stash; i++) {
+        rd_kafka_message_t *m = w->stash[i];
+        if (!parts || in_list(parts, rd_kafka_topic_name(m->rkt), m->partition)) {
+            rd_kafka_message_destroy(m);
+            dropped++;
+        } else {
+            w->stash[kept++] = m;
+        }
+    }
+    w->n_stash = kept;
+    /* rows not yet written: a scored batch skips them (token 0); an unscored
+     * one loses them */
+    kept = w->scored ? w->n_msgs : 0;
+    for (size_t i = w->scored ? w->produce_pos : 0; i < w->n_msgs; i++) {
+        rd_kafka_message_t *m = w->msgs[i];
+        int revoked = !parts || in_list(parts, rd_kafka_topic_name(m->rkt), m->partition);
+        if (w->scored) {
+            if (revoked && w->tokens[i]) {
+                w->tokens[i] = 0;
+                dropped++;
+            }
+        } else if (revoked) {
+            rd_kafka_message_destroy(m);
+            dropped++;
+        } else {
+            w->msgs[kept] = m;
+            w->batch.ev[kept] = w->batch.ev[i];
+            w->tokens[kept++] = w->tokens[i];
+        }
+    }
+    w->n_msgs = kept;
+    if (w->n_msgs == 0)
+        batch_release(w);
+    if (dropped)
+        ks_warn("%s: %zu event(s) of revoked partitions were not finished in time; their "
+                "new owner consumes them again from the committed offset", w->kctx.name,
+                dropped);
+}
+
+/* Finishes everything in hand (or, with `parts`, at least everything of
+ * those partitions), waits until deadline_ns for acknowledgements and
+ * commits synchronously. Used on revocation and shutdown. */
+static void drain_and_commit(ks_worker_t *w, const rd_kafka_topic_partition_list_t *parts,
+                             int64_t deadline_ns)
+{
+    while (w->n_stash || w->n_msgs || w->n_redo) {
         take_stash(w);
         int rc = process_batch(w);
-        if (rc == QUEUE_FULL && ks_now_mono_ns() < deadline) {
+        if (rc == KS_SINK_QUEUE_FULL && ks_now_mono_ns() < deadline_ns) {
             serve_producer(w, 50);
             continue;
         }
-        if (rc) { /* out of time or fatal: these events stay uncommitted */
-            ks_warn("%s: %zu event(s) not processed before the deadline; they will be "
-                    "re-processed after restart", w->name, w->n_msgs - w->produce_pos + w->n_stash);
-            batch_release(w);
-            for (size_t i = 0; i < w->n_stash; i++)
-                rd_kafka_message_destroy(w->stash[i]);
-            w->n_stash = 0;
+        if (rc) /* out of time or fatal: these events stay uncommitted */
             break;
-        }
     }
-    int64_t left_ms = (deadline - ks_now_mono_ns()) / 1000000;
-    w->serve_now_ms = ks_now_wall_ms();
-    rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, left_ms > 0 ? (int)left_ms : 0);
-    if (err)
-        ks_warn("%s: %d outputs still unacknowledged after %d ms; their events will be "
-                "re-processed after restart", w->name, rd_kafka_outq_len(w->producer), timeout_ms);
+    if (w->n_stash || w->n_msgs)
+        drop_revoked(w, parts);
+    while (ks_offsets_in_flight(w->offsets) > 0 && ks_now_mono_ns() < deadline_ns &&
+           !atomic_load(&w->p->fatal)) {
+        serve_producer(w, 50);
+        if (w->n_redo && process_redo(w) == KS_EKAFKA)
+            break;
+    }
     commit(w, 1, 1);
+}
+
+static int64_t revocation_deadline(const ks_worker_t *w)
+{
+    if (w->deadline_ns) /* shutting down: the one deadline */
+        return w->deadline_ns;
+    return ks_now_mono_ns() + w->p->cfg->shutdown_timeout_ms * 1000000;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    ks_worker_t *w = opaque;
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t ret = 0;
+    ks_worker_t *w = ((ks_kafka_ctx_t *)opaque)->owner;
+    const ks_kafka_observer_t *obs = &w->p->kafka_obs;
 
     ks_counter_add(w->p->metrics.rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        ks_info("%s: assigned %d partition(s)", w->name, parts->cnt);
+        ks_info("%s: assigned %d partition(s)", w->kctx.name, parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             ks_offsets_assign(w->offsets, parts->elems[i].topic, parts->elems[i].partition);
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            ret = rd_kafka_assign(rk, parts);
+        if (w->runner)
+            ks_stage_runner_assign(w->runner, parts);
     } else {
-        ks_info("%s: revoking %d partition(s)", w->name, parts->cnt);
-        drain_and_commit(w, (int)w->p->cfg->shutdown_timeout_ms);
+        ks_info("%s: revoking %d partition(s)", w->kctx.name, parts->cnt);
+        drain_and_commit(w, parts, revocation_deadline(w));
+        if (w->runner)
+            ks_stage_runner_revoke(w->runner, parts);
         for (int i = 0; i < parts->cnt; i++)
             ks_offsets_revoke(w->offsets, parts->elems[i].topic, parts->elems[i].partition);
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            ret = rd_kafka_assign(rk, NULL);
     }
-    if (error) {
-        ks_error("%s: rebalance: %s", w->name, rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (ret) {
-        ks_error("%s: rebalance: %s", w->name, rd_kafka_err2str(ret));
-    }
+    ks_kafka_rebalance_apply(rk, err, parts, w->kctx.name);
     /* Track the current assignment for pause/resume. */
     if (w->paused && w->assignment) {
         rd_kafka_resume_partitions(rk, w->assignment);
@@ -430,84 +498,41 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_destroy(w->assignment);
     w->assignment = NULL;
     rd_kafka_assignment(rk, &w->assignment);
-    if (w->p->kstats)
-        ks_kstats_assignment(w->p->kstats, w->id, w->assignment);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    ks_log(level <= 3 ? KS_LOG_ERROR : level <= 4 ? KS_LOG_WARN : level <= 6 ? KS_LOG_INFO
-                                                                            : KS_LOG_DEBUG,
-           "librdkafka %s: %s: %s", rk ? rd_kafka_name(rk) : "", fac, buf);
-}
-
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    ks_worker_t *w = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char fatal[256];
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        ks_error("%s: fatal Kafka error: %s", w->name, fatal);
-        atomic_store(&w->p->fatal, 1);
-        w->p->stop = 1;
-        return;
-    }
-    /* Transient (broker down, transport): librdkafka reconnects by itself. */
-    ks_counter_add(w->p->metrics.kafka_errors, 1);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && w->p->kstats)
-        ks_kstats_broker_event(w->p->kstats, w->id,
-                               rk == w->producer ? KS_KCLIENT_PRODUCER : KS_KCLIENT_CONSUMER, 0);
-    ks_warn("%s: %s: %s", w->name, rd_kafka_err2name(err), reason);
-}
-
-/* Statistics (every statistics.interval.ms, on this worker's thread): only
- * a copy is queued; obs/kafka_stats.c parses it on its own thread. */
-static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
-{
-    ks_worker_t *w = opaque;
-    if (w->p->kstats)
-        ks_kstats_submit(w->p->kstats, w->id,
-                         rk == w->producer ? KS_KCLIENT_PRODUCER : KS_KCLIENT_CONSUMER, json,
-                         json_len);
-    return 0;
+    if (obs->assignment)
+        obs->assignment(obs->opaque, w->id, w->assignment);
 }
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* Leaves the group, serving the final revocation (which commits), but gives
- * up after timeout_ms: rd_kafka_consumer_close() alone may block for up to
- * session.timeout.ms when the group is rebalancing, and shutdown must be quick.
- * Everything acknowledged is committed by then; an abandoned close only means
- * the broker evicts the member when its session times out. */
-static void close_consumer(ks_worker_t *w, int timeout_ms)
+static void gather(ks_worker_t *w, int64_t wait_ns)
 {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
-    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(w->consumer, q);
-    int64_t deadline = ks_now_mono_ns() + (int64_t)timeout_ms * 1000000;
-    if (error) {
-        ks_warn("%s: leaving the group: %s", w->name, rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        w->close_abandoned = 1;
-        goto out;
-    }
-    while (!rd_kafka_consumer_closed(w->consumer)) {
-        if (ks_now_mono_ns() > deadline) {
-            ks_warn("%s: the group did not confirm our leaving within %d ms; the broker will "
-                    "drop this member when its session times out",
-                    w->name, timeout_ms);
-            w->close_abandoned = 1;
-            break;
+    /* take what the consumer has buffered without waiting; wait (until the
+     * batch's max_wait) only when nothing is buffered. Busy streams get full
+     * batches, quiet ones no added latency beyond max_wait (0 = never). */
+    int64_t first_ns = 0;
+    take_stash(w);
+    if (w->n_msgs)
+        first_ns = ks_now_mono_ns();
+    for (size_t k = 0; w->n_msgs < w->cap && k < w->cap && !atomic_load(&w->p->stop); k++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, w->n_msgs ? 0 : 100);
+        if (!m && w->n_msgs) {
+            int64_t left = first_ns + wait_ns - ks_now_mono_ns();
+            if (left > 0)
+                m = rd_kafka_consumer_poll(w->consumer, (int)((left + 999999) / 1000000));
         }
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
-        if (!ev)
+        if (!m)
+            break;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                ks_warn("%s: consumer: %s", w->kctx.name, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
             continue;
-        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-            on_rebalance(w->consumer, rd_kafka_event_error(ev),
-                         rd_kafka_event_topic_partition_list(ev), w);
-        rd_kafka_event_destroy(ev);
+        }
+        int64_t now_ns = ks_now_mono_ns();
+        add_to_batch(w, m, now_ns);
+        if (w->n_msgs == 1)
+            first_ns = now_ns;
     }
-out:
-    rd_kafka_queue_destroy(q);
 }
 
 static void *worker_main(void *arg)
@@ -516,51 +541,21 @@ static void *worker_main(void *arg)
     const struct ks_config *cfg = w->p->cfg;
     int64_t wait_ns = cfg->batch_max_wait_ms * 1000000;
     int64_t commit_ns = cfg->commit_interval_ms * 1000000;
-    int64_t first_ns = 0;
 
     w->last_commit_ns = ks_now_mono_ns();
-    while (!w->p->stop) {
-        if (w->scored) {
-            /* a batch is waiting for room in the producer queue */
-            int rc = process_batch(w);
-            if (rc == QUEUE_FULL) {
+    while (!atomic_load(&w->p->stop)) {
+        if (w->scored || w->n_redo) {
+            /* a batch (or a refused record) waits for room in the producer queue */
+            if (process_batch(w) == KS_SINK_QUEUE_FULL) {
                 set_paused(w, 1);
                 serve_producer(w, 50);
                 serve_consumer(w);
             }
         } else {
-            /* gather: take what the consumer has buffered without waiting;
-             * wait (until the batch's max_wait) only when nothing is buffered.
-             * Busy streams get full batches, quiet ones no added latency
-             * beyond max_wait (0 = never wait). */
-            size_t before = w->n_msgs;
-            take_stash(w);
-            if (before == 0 && w->n_msgs)
-                first_ns = ks_now_mono_ns();
-            for (size_t k = 0; w->n_msgs < w->cap && k < w->cap && !w->p->stop; k++) {
-                rd_kafka_message_t *m =
-                    rd_kafka_consumer_poll(w->consumer, w->n_msgs ? 0 : 100);
-                if (!m && w->n_msgs) {
-                    int64_t left = first_ns + wait_ns - ks_now_mono_ns();
-                    if (left > 0)
-                        m = rd_kafka_consumer_poll(w->consumer, (int)((left + 999999) / 1000000));
-                }
-                if (!m)
-                    break;
-                if (m->err) {
-                    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                        ks_warn("%s: consumer: %s", w->name, rd_kafka_message_errstr(m));
-                    rd_kafka_message_destroy(m);
-                    continue;
-                }
-                add_to_batch(w, m);
-                if (w->n_msgs == 1)
-                    first_ns = ks_now_mono_ns();
-            }
-            if (w->n_msgs && !w->scored)
+            gather(w, wait_ns);
+            if (w->n_msgs)
                 process_batch(w);
         }
-
         /* serve deliveries, resume when the queue has drained */
         serve_producer(w, 0);
         ks_gauge_set(w->queue_depth, (double)rd_kafka_outq_len(w->producer));
@@ -570,47 +565,27 @@ static void *worker_main(void *arg)
             commit(w, 0, 0);
     }
 
-    int64_t deadline = ks_now_mono_ns() + cfg->shutdown_timeout_ms * 1000000;
+    w->deadline_ns = ks_now_mono_ns() + cfg->shutdown_timeout_ms * 1000000;
     if (!atomic_load(&w->p->fatal)) {
-        ks_info("%s: shutting down: finishing the batch in flight", w->name);
-        drain_and_commit(w, (int)cfg->shutdown_timeout_ms);
+        ks_info("%s: shutting down: finishing the batch in flight", w->kctx.name);
+        drain_and_commit(w, NULL, w->deadline_ns);
     } else {
         w->rc = KS_EXIT_RUNTIME;
         commit(w, 1, 1); /* acknowledged work is still safe to commit */
     }
-    int64_t left_ms = (deadline - ks_now_mono_ns()) / 1000000;
-    close_consumer(w, left_ms > 2000 ? (int)left_ms : 2000);
-    ks_info("%s: stopped", w->name);
-    return NULL;
-}
-
-/* Creates a client with the callbacks both clients share (errors, logs,
- * statistics); `conf` is consumed. */
-static int new_client(ks_worker_t *w, rd_kafka_type_t type, rd_kafka_conf_t *conf,
-                      rd_kafka_t **out, char *errbuf, size_t errsize)
-{
-    char kerr[512];
-    if (w->p->kstats)
-        rd_kafka_conf_set_stats_cb(conf, on_stats);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    rd_kafka_conf_set_opaque(conf, w);
-    *out = rd_kafka_new(type, conf, kerr, sizeof(kerr));
-    if (!*out) {
-        rd_kafka_conf_destroy(conf);
-        return ks_err(errbuf, errsize, KS_EKAFKA, "cannot create the Kafka %s: %s",
-                      type == RD_KAFKA_CONSUMER ? "consumer" : "producer", kerr);
+    uint64_t left = ks_offsets_in_flight(w->offsets);
+    if (left && !atomic_load(&w->p->fatal)) {
+        ks_error("%s: %llu output(s) were not acknowledged within shutdown.timeout_ms; their "
+                 "offsets are not committed and they will be processed again",
+                 w->kctx.name, (unsigned long long)left);
+        w->rc = KS_EXIT_RUNTIME;
+        atomic_store(&w->p->unacknowledged, 1);
     }
-    return KS_OK;
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf,
-                    size_t errsize)
-{
-    char kerr[256];
-    if (rd_kafka_conf_set(conf, k, v, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK)
-        return ks_err(errbuf, errsize, KS_EINVAL, "kafka property %s=%s: %s", k, v, kerr);
-    return KS_OK;
+    /* leaving the group: the final revocation finds nothing left to drain */
+    w->close_abandoned = ks_kafka_consumer_close(w->consumer, on_rebalance, &w->kctx,
+                                                 w->deadline_ns + 2000000000LL, w->kctx.name);
+    ks_info("%s: stopped", w->kctx.name);
+    return NULL;
 }
 
 int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
@@ -625,25 +600,27 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
 
     w->p = p;
     w->id = id;
-    snprintf(w->name, sizeof(w->name), "worker-%d", id);
+    w->kctx = (ks_kafka_ctx_t){.worker = id, .obs = &p->kafka_obs,
+                               .errors = p->metrics.kafka_errors, .on_fatal = on_fatal,
+                               .owner = w};
+    snprintf(w->kctx.name, sizeof(w->kctx.name), "worker-%d", id);
     snprintf(client_id, sizeof(client_id), "kscore-%d", id);
+    w->commit_stats = (ks_commit_stats_t){p->metrics.commits, p->metrics.commit_failures};
     w->cap = (size_t)cfg->batch_max_size;
     w->passthrough = strcmp(cfg->mode, "passthrough") == 0;
     w->queue_depth = ks_engine_metrics_queue_gauge(id);
     w->msgs = ks_xcalloc(w->cap, sizeof(*w->msgs));
-    w->events = ks_xcalloc(w->cap, sizeof(*w->events));
     w->tokens = ks_xcalloc(w->cap, sizeof(*w->tokens));
     w->offsets = ks_offsets_new();
-    if ((rc = ks_scorer_init(&w->scorer, p, errbuf, errsize)))
-        goto out;
+    ks_batch_init(&w->batch, cfg->schema->n_fields, p->n_cols);
+    ks_batch_reset(&w->batch, w->cap); /* room for a full batch */
 
     /* Producer: our defaults first, then the user's kafka: properties. */
     pc = rd_kafka_conf_new();
-    if ((rc = conf_set(pc, "client.id", client_id, errbuf, errsize)) ||
-        (rc = conf_set(pc, "enable.idempotence", "true", errbuf, errsize)) ||
-        (rc = conf_set(pc, "linger.ms", "5", errbuf, errsize)) ||
-        (rc = conf_set(pc, "partitioner", "murmur2_random", errbuf, errsize)) ||
-        (p->kstats && (rc = conf_set(pc, "statistics.interval.ms", "5000", errbuf, errsize))) ||
+    if ((rc = ks_kafka_conf_set(pc, "client.id", client_id, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(pc, "enable.idempotence", "true", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(pc, "linger.ms", "5", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(pc, "partitioner", "murmur2_random", errbuf, errsize)) ||
         (rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, pc, errbuf, errsize)))
         goto out;
     char qmax[32];
@@ -652,29 +629,43 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
         w->queue_max = atol(qmax);
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-    rc = new_client(w, RD_KAFKA_PRODUCER, pc, &w->producer, errbuf, errsize);
+    rc = ks_kafka_client_new(&w->kctx, RD_KAFKA_PRODUCER, pc, &w->producer, errbuf, errsize);
     pc = NULL;
     if (rc)
         goto out;
+    w->kctx.producer = w->producer;
     w->out_rkt = rd_kafka_topic_new(w->producer, cfg->output_topic, NULL);
     w->dlq_rkt = rd_kafka_topic_new(w->producer, cfg->dlq_topic, NULL);
-    if (!w->passthrough &&
-        (rc = ks_feature_log_init(&w->flog, cfg, w->producer, id, w->queue_max, errbuf, errsize)))
-        goto out;
+
+    /* Sinks, and the stages' per-thread state */
+    ks_sink_env_t senv = {p, id, w->producer, w->queue_max};
+    const ks_sink_type_t *sinks[N_SINKS] = {&ks_sink_output, &ks_sink_dead_letter,
+                                            &ks_sink_feature_log, &ks_sink_passthrough};
+    for (int s = 0; s < N_SINKS; s++) {
+        w->sink[s] = sinks[s];
+        if ((s == SINK_PASSTHROUGH) != w->passthrough)
+            continue;
+        if ((rc = sinks[s]->init(&senv, &w->sink_ctx[s], errbuf, errsize)))
+            goto out;
+    }
+    if (!w->passthrough) {
+        ks_stage_env_t env = {p, id, w->producer};
+        if ((rc = ks_stage_runner_new(p->stages, &env, &w->runner, errbuf, errsize)))
+            goto out;
+    }
 
     /* Consumer */
     cc = rd_kafka_conf_new();
-    if ((rc = conf_set(cc, "client.id", client_id, errbuf, errsize)) ||
-        (rc = conf_set(cc, "auto.offset.reset", "earliest", errbuf, errsize)) ||
-        (p->kstats && (rc = conf_set(cc, "statistics.interval.ms", "5000", errbuf, errsize))) ||
+    if ((rc = ks_kafka_conf_set(cc, "client.id", client_id, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(cc, "auto.offset.reset", "earliest", errbuf, errsize)) ||
         (rc = ks_config_apply_kafka(cfg, KS_KAFKA_CONSUMER, cc, errbuf, errsize)) ||
-        (rc = conf_set(cc, "group.id", cfg->input_group_id, errbuf, errsize)) ||
-        (rc = conf_set(cc, "enable.auto.commit", "false", errbuf, errsize)) ||
-        (rc = conf_set(cc, "enable.auto.offset.store", "false", errbuf, errsize)))
+        (rc = ks_kafka_conf_set(cc, "group.id", cfg->input_group_id, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(cc, "enable.auto.commit", "false", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(cc, "enable.auto.offset.store", "false", errbuf, errsize)))
         goto out;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
-    rc = new_client(w, RD_KAFKA_CONSUMER, cc, &w->consumer, errbuf, errsize);
+    rc = ks_kafka_client_new(&w->kctx, RD_KAFKA_CONSUMER, cc, &w->consumer, errbuf, errsize);
     cc = NULL;
     if (rc)
         goto out;
@@ -713,33 +704,46 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
             /* Everything acknowledged is committed before a worker leaves its
              * group; a worker stuck past that (seen inside librdkafka while
              * leaving a group mid-rebalance) must not keep the process alive.
-             * Its memory is left to the exit. */
+             * It may still run callbacks: nothing it can reach is freed (the
+             * pipeline, the observer and this worker are left to the exit). */
             ks_error("%s did not stop within shutdown.timeout_ms; exiting without it "
-                     "(its acknowledged offsets were committed)", w->name);
+                     "(its acknowledged offsets were committed)", w->kctx.name);
             atomic_store(&w->p->abandoned, 1);
             return KS_EXIT_OK;
         }
         rc = w->rc;
     }
+    /* every message before its consumer handle */
+    batch_release(w);
+    for (size_t i = 0; i < w->n_stash; i++)
+        rd_kafka_message_destroy(w->stash[i]);
+    w->n_stash = 0;
     if (w->consumer)
         rd_kafka_destroy_flags(w->consumer,
                                w->close_abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+    ks_stage_runner_free(w->runner);
+    for (int s = 0; s < N_SINKS; s++)
+        if (w->sink_ctx[s])
+            w->sink[s]->free(w->sink_ctx[s]);
+    for (size_t i = 0; i < w->n_redo; i++) {
+        free(w->redo[i].key);
+        free(w->redo[i].val);
+        if (w->redo[i].hdrs)
+            rd_kafka_headers_destroy(w->redo[i].hdrs);
+    }
+    free(w->redo);
     if (w->out_rkt)
         rd_kafka_topic_destroy(w->out_rkt);
     if (w->dlq_rkt)
         rd_kafka_topic_destroy(w->dlq_rkt);
-    ks_feature_log_destroy(&w->flog);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     if (w->assignment)
         rd_kafka_topic_partition_list_destroy(w->assignment);
-    for (size_t i = 0; i < w->n_stash; i++)
-        rd_kafka_message_destroy(w->stash[i]);
     free(w->stash);
-    ks_scorer_destroy(&w->scorer);
+    ks_batch_destroy(&w->batch);
     ks_offsets_free(w->offsets);
     free(w->msgs);
-    free(w->events);
     free(w->tokens);
     free(w);
     return rc;

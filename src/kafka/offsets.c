@@ -17,7 +17,9 @@
 #define SLOT_BITS 12
 #define GEN_BITS  12
 #define SEQ_BITS  40
-#define MAX_SLOTS (1u << SLOT_BITS)
+/* a token stores slot + 1 (0 is never a token) in SLOT_BITS bits: the last
+ * index must still fit, or the token would wrap into the generation bits */
+#define MAX_SLOTS ((1u << SLOT_BITS) - 1)
 #define SEQ_MASK  ((UINT64_C(1) << SEQ_BITS) - 1)
 
 typedef struct entry {
@@ -98,7 +100,7 @@ static track_t *assign(ks_offsets_t *o, const char *topic, int32_t partition)
         ;
     if (i == o->n_slots) {
         if (o->n_slots == MAX_SLOTS)
-            abort(); /* 4096 partitions per worker: far beyond any sane assignment */
+            abort(); /* 4095 partitions per worker: far beyond any sane assignment */
         o->slots = ks_xrealloc(o->slots, (o->n_slots + 1) * sizeof(*o->slots));
         memset(&o->slots[o->n_slots], 0, sizeof(track_t));
         o->n_slots++;
@@ -160,21 +162,43 @@ uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition,
     return ((slot + 1) << (GEN_BITS + SEQ_BITS)) | ((uint64_t)t->gen << SEQ_BITS) | seq;
 }
 
-int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
+/* The in-flight entry of a token, or NULL (revoked since, or already done). */
+static entry_t *lookup(ks_offsets_t *o, uint64_t token, track_t **track)
 {
     uint64_t slot = (token >> (GEN_BITS + SEQ_BITS));
     uint32_t gen = (uint32_t)((token >> SEQ_BITS) & ((1u << GEN_BITS) - 1));
     uint64_t seq = token & SEQ_MASK;
     if (slot == 0 || slot > o->n_slots)
-        return 0;
+        return NULL;
     track_t *t = &o->slots[slot - 1];
     if (!t->active || t->gen != gen)
-        return 0; /* partition revoked since: its final commit already happened */
+        return NULL; /* partition revoked since: its final commit already happened */
     uint64_t k = (seq - t->head_seq) & SEQ_MASK;
     if (k >= t->count)
-        return 0;
+        return NULL;
     entry_t *e = &t->ring[(t->head + k) % t->cap];
-    if (e->done)
+    *track = t;
+    return e->done ? NULL : e;
+}
+
+int ks_offsets_source(ks_offsets_t *o, uint64_t token, const char **topic, int32_t *partition,
+                      int64_t *offset)
+{
+    track_t *t = NULL;
+    entry_t *e = lookup(o, token, &t);
+    if (!e)
+        return 0;
+    *topic = t->topic;
+    *partition = t->partition;
+    *offset = e->offset;
+    return 1;
+}
+
+int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
+{
+    track_t *t = NULL;
+    entry_t *e = lookup(o, token, &t);
+    if (!e)
         return 0;
     e->done = 1;
     if (stamp)

@@ -48,6 +48,12 @@ int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp);
 /* Returns a list of (topic, partition, watermark) for partitions whose
  * watermark moved since the last ks_offsets_committed() (all of them when
  * `all` is set), or NULL if there is nothing to commit. Caller destroys it. */
+/* The source position of an in-flight token (for dead letters written from a
+ * delivery report); 0 if the token is not in flight. `topic` is owned by the
+ * tracker and valid until the partition is revoked. */
+int ks_offsets_source(ks_offsets_t *o, uint64_t token, const char **topic, int32_t *partition,
+                      int64_t *offset);
+
 rd_kafka_topic_partition_list_t *ks_offsets_committable(ks_offsets_t *o, int all);
 /* Records that the offsets in `list` were committed. */
 void ks_offsets_committed(ks_offsets_t *o, const rd_kafka_topic_partition_list_t *list);

@@ -16,7 +16,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "base/metrics.h"
-#include "engine/pipeline.h"
+#include "engine/status.h"
 #include "obs/kafka_stats.h"
 #include "kscore/kscore.h"
 
@@ -46,7 +46,7 @@ typedef struct snap {
     uint64_t consumed, predicted, dead_lettered, batches;
     uint64_t dlq_by_class[KS_ERRCLASS__COUNT];
     uint64_t e2e[MAXB];
-    uint64_t stage[KS_STAGE__COUNT][MAXB];
+    uint64_t stage[KS_TIMED_MAX][MAXB];
     uint64_t score[MAXB];
     double score_sum;
     uint64_t score_count;
@@ -55,6 +55,7 @@ typedef struct snap {
 
 struct ks_http {
     struct ks_pipeline *p;
+    ks_kstats_t *kstats;       /* NULL: statistics are off */
     struct MHD_Daemon *daemon;
     int fd;
     char url[96];
@@ -101,9 +102,9 @@ static size_t hist_copy(const ks_histogram_t *h, uint64_t *out)
     return n;
 }
 
-static void take_snapshot(const struct ks_pipeline *p, snap_t *s)
+static void take_snapshot(struct ks_pipeline *p, snap_t *s)
 {
-    const ks_engine_metrics_t *em = &p->metrics;
+    const ks_engine_metrics_t *em = ks_status_metrics(p);
     memset(s, 0, sizeof(*s));
     s->t_ms = ks_now_wall_ms();
     s->consumed = atomic_load(&em->consumed->v);
@@ -114,17 +115,18 @@ static void take_snapshot(const struct ks_pipeline *p, snap_t *s)
         s->dead_lettered += s->dlq_by_class[c];
     }
     hist_copy(em->end_to_end, s->e2e);
-    for (int st = 0; st < KS_STAGE__COUNT; st++)
-        hist_copy(em->stage[st], s->stage[st]);
+    for (size_t st = 0; st < em->n_timed; st++)
+        hist_copy(em->timed[st], s->stage[st]);
     /* the prediction distribution of the model in service (a hot swap starts
      * a new histogram: deltas across a swap are not taken, see same_model) */
-    ks_serving_t *sv = ks_pipeline_acquire((struct ks_pipeline *)p);
-    s->score_hist = sv->score;
-    hist_copy(sv->score, s->score);
-    s->score_count = atomic_load(&sv->score->count);
-    uint64_t bits = atomic_load(&sv->score->sum_bits);
+    ks_status_model_t m;
+    ks_status_model_get(p, &m);
+    s->score_hist = m.score;
+    hist_copy(m.score, s->score);
+    s->score_count = atomic_load(&m.score->count);
+    uint64_t bits = atomic_load(&m.score->sum_bits);
     memcpy(&s->score_sum, &bits, sizeof(bits));
-    ks_serving_release(sv);
+    ks_status_model_put(&m);
 }
 
 /* The older snapshot, if its prediction counts are from the same model. */
@@ -268,7 +270,7 @@ void ks_http_render_process_metrics(ks_buf_t *out)
 
 /* ---- readiness -------------------------------------------------------- */
 
-int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
+int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out)
 {
     ks_buf_t why = {0}, reasons = {0};
     int n_reasons = 0;
@@ -280,11 +282,12 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
         ks_buf_json_string(&reasons, why.data, why.len);                                       \
     } while (0)
 
-    ks_serving_t *sv = ks_pipeline_acquire(p);
-    int model_ok = sv != NULL && sv->model != NULL;
+    ks_status_model_t m;
+    ks_status_model_get(p, &m);
+    int model_ok = m.version != NULL;
     if (!model_ok)
         REASON("no model is loaded");
-    int assigned = p->kstats ? ks_kstats_assigned(p->kstats) : -1;
+    int assigned = kstats ? ks_kstats_assigned(kstats) : -1;
     int parts_ok = assigned > 0;
     if (assigned < 0)
         REASON("partition assignment unknown (Kafka statistics are off)");
@@ -292,15 +295,15 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
         REASON("no input partitions assigned yet (joining the consumer group, or the group "
                "has more members than the topics have partitions)");
     ks_buf_t bwhy = {0};
-    int brokers_ok = p->kstats ? ks_kstats_reachable(p->kstats, &bwhy) : 0;
-    if (!p->kstats)
+    int brokers_ok = kstats ? ks_kstats_reachable(kstats, &bwhy) : 0;
+    if (!kstats)
         REASON("broker reachability unknown (Kafka statistics are off)");
     else if (!brokers_ok)
         REASON("brokers unreachable: %.*s", (int)bwhy.len, bwhy.data);
-    int stopping = p->stop != 0;
+    int stopping, fatal;
+    ks_status_state(p, &stopping, &fatal);
     if (stopping)
         REASON("shutting down");
-    int fatal = atomic_load(&p->fatal) != 0;
     if (fatal)
         REASON("a worker hit an unrecoverable Kafka error");
     int ready = model_ok && parts_ok && brokers_ok && !stopping && !fatal;
@@ -309,7 +312,7 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
                   ready ? "true" : "false", model_ok ? "true" : "false");
     if (model_ok) {
         ks_buf_puts(out, ",\"version\":");
-        ks_buf_json_string(out, sv->model->version, strlen(sv->model->version));
+        ks_buf_json_string(out, m.version, strlen(m.version));
     }
     ks_buf_printf(out, "},\"partitions_assigned\":{\"ok\":%s,\"assigned\":%d}",
                   parts_ok ? "true" : "false", assigned);
@@ -326,7 +329,7 @@ int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out)
     ks_buf_free(&why);
     ks_buf_free(&bwhy);
     ks_buf_free(&reasons);
-    ks_serving_release(sv);
+    ks_status_model_put(&m);
     return ready;
 #undef REASON
 }
@@ -348,8 +351,10 @@ static void put_quantiles(ks_buf_t *b, const double *bounds, size_t nb, const ui
 static void status_json(ks_http_t *h, ks_buf_t *b)
 {
     struct ks_pipeline *p = h->p;
-    ks_serving_t *sv = ks_pipeline_acquire(p);
-    const ks_model_t *m = sv->model;
+    const struct ks_config *cfg = ks_status_config(p);
+    const ks_engine_metrics_t *em = ks_status_metrics(p);
+    ks_status_model_t m;
+    ks_status_model_get(p, &m);
     const double *lb = ks_buckets_latency_seconds;
     size_t nlb = ks_buckets_latency_seconds_n;
     snap_t now;
@@ -357,28 +362,27 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
 
     ks_buf_printf(b, "{\"version\":\"%s\",\"now_ms\":%lld,\"uptime_s\":%.1f,\"workers\":%d,",
                   ks_version(), (long long)now.t_ms, (double)(now.t_ms - h->started_ms) / 1e3,
-                  (int)p->cfg->workers);
+                  (int)cfg->workers);
     ks_buf_puts(b, "\"model\":{\"version\":");
-    ks_buf_json_string(b, m->version, strlen(m->version));
+    ks_buf_json_string(b, m.version, strlen(m.version));
     ks_buf_puts(b, ",\"backend\":");
-    ks_buf_json_string(b, m->backend->name, strlen(m->backend->name));
+    ks_buf_json_string(b, m.backend, strlen(m.backend));
     ks_buf_puts(b, ",\"objective\":");
-    ks_buf_json_string(b, m->objective ? m->objective : "", m->objective ? strlen(m->objective) : 0);
+    ks_buf_json_string(b, m.objective, strlen(m.objective));
     ks_buf_printf(b, ",\"task\":\"%s\",\"n_features\":%zu},",
-                  m->task == KS_TASK_CLASSIFICATION ? "classification" : "regression",
-                  m->n_features);
+                  m.classification ? "classification" : "regression", m.n_features);
     ks_buf_puts(b, "\"topics\":{\"input\":[");
-    for (size_t i = 0; i < p->cfg->input_topics.n; i++) {
+    for (size_t i = 0; i < cfg->input_topics.n; i++) {
         if (i)
             ks_buf_putc(b, ',');
-        ks_buf_json_string(b, p->cfg->input_topics.items[i], strlen(p->cfg->input_topics.items[i]));
+        ks_buf_json_string(b, cfg->input_topics.items[i], strlen(cfg->input_topics.items[i]));
     }
     ks_buf_puts(b, "],\"output\":");
-    ks_buf_json_string(b, p->cfg->output_topic, strlen(p->cfg->output_topic));
+    ks_buf_json_string(b, cfg->output_topic, strlen(cfg->output_topic));
     ks_buf_puts(b, ",\"dead_letter\":");
-    ks_buf_json_string(b, p->cfg->dlq_topic, strlen(p->cfg->dlq_topic));
+    ks_buf_json_string(b, cfg->dlq_topic, strlen(cfg->dlq_topic));
     ks_buf_puts(b, "},\"readiness\":");
-    ks_http_readiness(p, b);
+    ks_http_readiness(p, h->kstats, b);
 
     ks_buf_printf(b, ",\"totals\":{\"consumed\":%llu,\"predicted\":%llu,\"dead_lettered\":%llu,"
                      "\"batches\":%llu,\"dead_lettered_by_class\":{",
@@ -434,8 +438,8 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_printf(b, "\"latency_ms\":{\"window_s\":%d,\"end_to_end\":", HEADLINE_WINDOW);
     put_quantiles(b, lb, nlb, now.e2e, old ? old->e2e : NULL);
     ks_buf_puts(b, ",\"stages\":{");
-    for (int st = 0; st < KS_STAGE__COUNT; st++) {
-        ks_buf_printf(b, "%s\"%s\":", st ? "," : "", ks_stage_name((ks_stage_t)st));
+    for (size_t st = 0; st < em->n_timed; st++) {
+        ks_buf_printf(b, "%s\"%s\":", st ? "," : "", em->timed_name[st]);
         put_quantiles(b, lb, nlb, now.stage[st], old ? old->stage[st] : NULL);
     }
     ks_buf_puts(b, "}},");
@@ -457,14 +461,14 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     pthread_mutex_unlock(&h->lock);
 
     ks_buf_puts(b, "\"kafka\":");
-    if (p->kstats)
-        ks_kstats_json(p->kstats, b);
+    if (h->kstats)
+        ks_kstats_json(h->kstats, b);
     else
         ks_buf_puts(b, "null");
     ks_buf_puts(b, ",\"errors\":");
     ks_log_recent_json(b, 20);
     ks_buf_puts(b, "}");
-    ks_serving_release(sv);
+    ks_status_model_put(&m);
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -515,7 +519,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return respond(c, MHD_HTTP_OK, "application/json", &b, 0);
     }
     if (!strcmp(url, "/readyz")) {
-        int ready = ks_http_readiness(h->p, &b);
+        int ready = ks_http_readiness(h->p, h->kstats, &b);
         ks_buf_putc(&b, '\n');
         return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
                        &b, 0);
@@ -631,12 +635,13 @@ static int bind_listen(const char *spec, int *fd_out, int *family, char *url, si
     return KS_OK;
 }
 
-int ks_http_start(struct ks_pipeline *p, const char *spec, ks_http_t **out, char *errbuf,
+int ks_http_start(struct ks_pipeline *p, ks_kstats_t *kstats, const char *spec, ks_http_t **out, char *errbuf,
                   size_t errsize)
 {
     int rc, family = AF_INET;
     ks_http_t *h = ks_xcalloc(1, sizeof(*h));
     h->p = p;
+    h->kstats = kstats;
     h->fd = -1;
     h->started_ms = ks_now_wall_ms();
     pthread_mutex_init(&h->lock, NULL);

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "obs/kafka_stats.h"
 
 struct ks_pipeline;
 typedef struct ks_http ks_http_t;
@@ -40,11 +41,12 @@ typedef struct ks_http ks_http_t;
 
 /* Binds `listen` ("HOST:PORT", "[V6]:PORT", ":PORT" for every address; port 0
  * picks a free one) and starts serving the pipeline's metrics and status.
- * The pipeline must outlive the server; p->kstats may be NULL (then readiness
+ * The pipeline must outlive the server; kstats may be NULL (then readiness
  * reports the Kafka checks as unknown). Returns KS_OK, or KS_EINVAL (bad
  * address) / KS_EIO (cannot bind: in use, no permission) with a sentence.
  * Call from the thread that will call ks_http_stop. */
-int ks_http_start(struct ks_pipeline *p, const char *listen, ks_http_t **out, char *errbuf,
+int ks_http_start(struct ks_pipeline *p, ks_kstats_t *kstats, const char *listen,
+                  ks_http_t **out, char *errbuf,
                   size_t errsize);
 /* The bound address as a URL, e.g. "http://127.0.0.1:9464". */
 const char *ks_http_url(const ks_http_t *h);
@@ -55,7 +57,7 @@ void ks_http_stop(ks_http_t *h);
 void ks_http_render_process_metrics(ks_buf_t *out);
 
 /* Readiness as served on /readyz: returns 1 if ready; appends the JSON body. */
-int ks_http_readiness(struct ks_pipeline *p, ks_buf_t *out);
+int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out);
 
 /* The histogram quantile q (0..1) from per-bucket counts (non-cumulative,
  * n_bounds + 1 with the +Inf bucket last), interpolated linearly inside the

@@ -20,6 +20,7 @@
 #include "base/metrics.h"
 #include "base/json.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,12 +93,11 @@ static void publish_lag_locked(ks_kstats_t *ks)
         total += (int)w->n_parts;
         for (size_t k = 0; k < w->n_parts; k++) {
             const part_t *p = &w->parts[k];
-            if (p->lag < 0)
-                continue;
             char num[16];
             snprintf(num, sizeof(num), "%d", (int)p->partition);
             const char *v[] = {p->topic, num};
-            ks_gauge_set(ks_metrics_gauge_at(ks->lag, v), (double)p->lag);
+            /* from the assignment on; NaN until the first statistics say */
+            ks_gauge_set(ks_metrics_gauge_at(ks->lag, v), p->lag < 0 ? NAN : (double)p->lag);
         }
     }
     ks_gauge_set(ks->assigned, total);
@@ -444,4 +444,26 @@ void ks_kstats_json(ks_kstats_t *ks, ks_buf_t *out)
         }
     ks_buf_puts(out, "]}");
     pthread_mutex_unlock(&ks->lock);
+}
+
+/* ---- the observer the engine calls (kafka/client.h) --------------------- */
+
+static void obs_stats(void *opaque, int worker, ks_kclient_t client, const char *json, size_t len)
+{
+    ks_kstats_submit(opaque, worker, client, json, len);
+}
+
+static void obs_assignment(void *opaque, int worker, const rd_kafka_topic_partition_list_t *parts)
+{
+    ks_kstats_assignment(opaque, worker, parts);
+}
+
+static void obs_broker(void *opaque, int worker, ks_kclient_t client, int up)
+{
+    ks_kstats_broker_event(opaque, worker, client, up);
+}
+
+ks_kafka_observer_t ks_kstats_observer(ks_kstats_t *ks)
+{
+    return (ks_kafka_observer_t){ks, 5000, obs_stats, obs_assignment, obs_broker};
 }

@@ -3,7 +3,7 @@
  * Kafka half of readiness.
  *
  * Every worker's consumer and producer emit statistics every
- * statistics.interval.ms (engine/worker.c sets 5000 unless the kafka: section
+ * statistics.interval.ms (kafka/client.c sets 5000 unless the kafka: section
  * says otherwise). The stats callback runs on the worker thread, so it only
  * copies the JSON and queues it (ks_kstats_submit); a collector thread of
  * this module parses it with the project's JSON DOM and sets:
@@ -34,10 +34,10 @@
 #include <stddef.h>
 
 #include "base/buf.h"
+#include "kafka/client.h"
 
 typedef struct ks_kstats ks_kstats_t;
 
-typedef enum { KS_KCLIENT_CONSUMER, KS_KCLIENT_PRODUCER } ks_kclient_t;
 
 /* Creates the collector for n_workers workers and starts its thread.
  * Returns KS_OK or KS_EIO with a sentence in errbuf. Free with ks_kstats_free. */
@@ -71,5 +71,10 @@ int ks_kstats_reachable(ks_kstats_t *ks, ks_buf_t *why);
  * "brokers":[{client,broker,state,rtt_avg_ms,rtt_p99_ms}]} (lag -1 = not
  * known yet). */
 void ks_kstats_json(ks_kstats_t *ks, ks_buf_t *out);
+
+/* The observer that feeds this collector from the workers' clients
+ * (statistics every 5 s unless the kafka: section sets
+ * statistics.interval.ms). */
+ks_kafka_observer_t ks_kstats_observer(ks_kstats_t *ks);
 
 #endif

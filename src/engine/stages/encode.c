@@ -1,0 +1,163 @@
+/*
+ * encode.c - stage "encode": the output record of every good row, JSON, all
+ * of a batch's records back to back in one buffer (one clock read for the
+ * batch's prediction_time and latency_ms):
+ *
+ *   {"id":..., <carry fields>, "prediction":..., "probabilities":{...},
+ *    "score":..., "confidence":..., "label":..., "model_version":"...",
+ *    "event_time":"...", "prediction_time":"...", "latency_ms":...}
+ *
+ * The record's Kafka key is the id field's text (ks_batch_key).
+ */
+#include "base/common.h"
+#include "engine/pipeline.h"
+#include "engine/stage.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes a class label: as a JSON number when it is one, else as a string. */
+static void put_label(ks_buf_t *b, const char *label)
+{
+    char *end;
+    size_t len = strlen(label);
+    if (len && len < 20 && (strtoll(label, &end, 10), *end == '\0'))
+        ks_buf_puts(b, label);
+    else
+        ks_buf_json_string(b, label, len);
+}
+
+static void put_value(ks_buf_t *b, const ks_value_t *v)
+{
+    switch (v->type) {
+    case KS_VAL_NUM: ks_buf_json_double(b, v->num); break;
+    case KS_VAL_STR: ks_buf_json_string(b, v->str, v->len); break;
+    case KS_VAL_BOOL: ks_buf_puts(b, v->b ? "true" : "false"); break;
+    default: ks_buf_puts(b, "null"); break;
+    }
+}
+
+void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
+{
+    const ks_model_t *m = sv->model;
+    if (m->task != KS_TASK_CLASSIFICATION) {
+        ks_buf_puts(b, "\"prediction\":");
+        ks_buf_json_double17(b, o[0]);
+        return;
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < m->n_classes; k++)
+        if (o[k] > o[best])
+            best = k;
+    ks_buf_puts(b, "\"prediction\":");
+    put_label(b, m->class_labels[best]);
+    ks_buf_puts(b, ",\"probabilities\":{");
+    /* "score" and "confidence" repeat a probability: format each number once */
+    size_t at[2] = {0, 0}, len[2] = {0, 0}; /* where P(class 1) and P(best) went in b */
+    for (size_t k = 0; k < m->n_classes; k++) {
+        if (k)
+            ks_buf_putc(b, ',');
+        ks_buf_json_string(b, m->class_labels[k], strlen(m->class_labels[k]));
+        ks_buf_putc(b, ':');
+        size_t start = b->len;
+        ks_buf_json_double17(b, o[k]);
+        if (k == 1) {
+            at[0] = start;
+            len[0] = b->len - start;
+        }
+        if (k == best) {
+            at[1] = start;
+            len[1] = b->len - start;
+        }
+    }
+    ks_buf_putc(b, '}');
+    char num[40];
+    if (sv->binary) {
+        ks_buf_puts(b, ",\"score\":");
+        memcpy(num, b->data + at[0], len[0]);
+        ks_buf_append(b, num, len[0]);
+    }
+    ks_buf_puts(b, ",\"confidence\":");
+    memcpy(num, b->data + at[1], len[1]);
+    ks_buf_append(b, num, len[1]);
+}
+
+/* Appends event i's record to b; its key is either a pointer into the event
+ * (string ids) or an offset into b (numeric ids), see ks_batch_key. */
+static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
+{
+    const struct ks_config *cfg = p->cfg;
+    const ks_model_t *m = s->sv->model;
+    const ks_value_t *fields = ks_batch_row(s, i);
+    const double *o = s->out + s->good_row[i] * m->n_outputs;
+    const ks_event_t *ev = s->ev;
+    ks_buf_t *b = &s->recs;
+
+    s->key_ptr[i] = NULL;
+    s->key_off[i] = SIZE_MAX;
+    s->key_len[i] = 0;
+    s->rec_off[i] = b->len;
+    ks_buf_putc(b, '{');
+    if (p->id_field >= 0) {
+        const ks_value_t *id = &fields[p->id_field];
+        ks_buf_puts(b, "\"id\":");
+        size_t start = b->len;
+        put_value(b, id);
+        if (id->type == KS_VAL_STR) {
+            s->key_ptr[i] = id->str;
+            s->key_len[i] = id->len;
+        } else if (id->type == KS_VAL_NUM) {
+            s->key_off[i] = start; /* the number's text in b */
+            s->key_len[i] = b->len - start;
+        }
+        ks_buf_putc(b, ',');
+    }
+    for (size_t c = 0; c < p->n_carry; c++) {
+        const ks_field_t *f = &cfg->schema->fields[p->carry[c]];
+        ks_buf_json_string(b, f->name, strlen(f->name));
+        ks_buf_putc(b, ':');
+        put_value(b, &fields[p->carry[c]]);
+        ks_buf_putc(b, ',');
+    }
+    ks_encode_prediction(b, s->sv, o);
+    if (cfg->output_has_threshold && s->sv->binary)
+        ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
+    ks_buf_puts(b, ",\"model_version\":");
+    ks_buf_json_string(b, m->version, strlen(m->version));
+    if (ev[i].timestamp_ms >= 0) {
+        ks_buf_puts(b, ",\"event_time\":\"");
+        ks_buf_iso8601_ms(b, ev[i].timestamp_ms);
+        ks_buf_putc(b, '"');
+    }
+    ks_buf_puts(b, ",\"prediction_time\":\"");
+    ks_buf_iso8601_ms(b, s->now_ms);
+    ks_buf_puts(b, "\",\"latency_ms\":");
+    double lat = (double)(s->now_ns - ev[i].recv_ns) / 1e6;
+    ks_buf_fixed3(b, lat < 0 ? 0 : lat);
+    ks_buf_putc(b, '}');
+    s->rec_len[i] = b->len - s->rec_off[i];
+}
+
+static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *errbuf,
+                              size_t errsize)
+{
+    *tctx = env->p;
+    return KS_OK;
+}
+
+static void encode_run(void *tctx, ks_batch_t *b)
+{
+    const struct ks_pipeline *p = tctx;
+    b->now_ns = ks_now_mono_ns();
+    b->now_ms = ks_now_wall_ms();
+    for (size_t i = 0; i < b->n; i++)
+        if (ks_batch_ok(b, i))
+            encode_one(p, b, i);
+}
+
+const ks_stage_type_t ks_stage_encode = {
+    .name = "encode",
+    .thread_init = encode_thread_init,
+    .run = encode_run,
+};

@@ -1,0 +1,45 @@
+/*
+ * status.c - the engine as observers see it (see status.h).
+ */
+#include "engine/status.h"
+#include "engine/pipeline.h"
+
+const struct ks_config *ks_status_config(const struct ks_pipeline *p)
+{
+    return p->cfg;
+}
+
+const ks_engine_metrics_t *ks_status_metrics(const struct ks_pipeline *p)
+{
+    return &p->metrics;
+}
+
+void ks_status_model_get(struct ks_pipeline *p, ks_status_model_t *m)
+{
+    ks_serving_t *sv = ks_pipeline_acquire(p);
+    const ks_model_t *model = sv->model;
+    m->version = model->version;
+    m->backend = model->backend->name;
+    m->objective = model->objective ? model->objective : "";
+    m->classification = model->task == KS_TASK_CLASSIFICATION;
+    m->n_features = model->n_features;
+    m->score = sv->score;
+    m->hold = sv;
+}
+
+void ks_status_model_put(ks_status_model_t *m)
+{
+    ks_serving_release(m->hold);
+    m->hold = NULL;
+}
+
+void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal)
+{
+    *stopping = atomic_load(&((struct ks_pipeline *)p)->stop) != 0;
+    *fatal = atomic_load(&((struct ks_pipeline *)p)->fatal) != 0;
+}
+
+void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
+{
+    p->kafka_obs = *obs;
+}

@@ -1,0 +1,43 @@
+/*
+ * status.h - what observers (src/obs/: the HTTP endpoint, the status page,
+ * librdkafka statistics) may see of a pipeline: its config, its metrics, the
+ * model in service, whether it runs, and a place to hook into its Kafka
+ * clients. They never reach into struct ks_pipeline.
+ *
+ * Threads: every function may be called from any thread while the pipeline
+ * exists, except ks_status_observe_kafka (before ks_pipeline_run).
+ */
+#ifndef KS_STATUS_H
+#define KS_STATUS_H
+
+#include <stddef.h>
+
+#include "engine/config.h"
+#include "engine/engine_metrics.h"
+#include "kafka/client.h"
+
+struct ks_pipeline;
+
+const struct ks_config *ks_status_config(const struct ks_pipeline *p);
+const ks_engine_metrics_t *ks_status_metrics(const struct ks_pipeline *p);
+
+/* The model in service, held until ks_status_model_put (a hot swap may
+ * replace it meanwhile; the strings stay valid while held). */
+typedef struct ks_status_model {
+    const char *version, *backend, *objective; /* objective: "" if unknown */
+    int classification;
+    size_t n_features;
+    const ks_histogram_t *score;  /* this version's prediction histogram */
+    void *hold;
+} ks_status_model_t;
+void ks_status_model_get(struct ks_pipeline *p, ks_status_model_t *m);
+void ks_status_model_put(ks_status_model_t *m);
+
+/* Stopping (SIGTERM, or after a fatal error) and fatal flags. */
+void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal);
+
+/* Hooks an observer into the workers' Kafka clients (statistics,
+ * assignments, broker events). The observer must outlive the run. */
+void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs);
+
+#endif
