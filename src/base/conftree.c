@@ -421,6 +421,28 @@ int ks_node_set(ks_node_t *root, const char *assignment, const char *const *flat
             flat_rest = path + fl + 1;
     }
     while (*p) {
+        /* a list of named maps (lookups, windows): the next segment is an
+         * item's `name`: --set lookups.profile.snapshot=file.jsonl */
+        if (cur->kind == KS_NODE_SEQ && p != flat_rest) {
+            size_t seg = strcspn(p, ".");
+            ks_node_t *item = NULL;
+            for (size_t i = 0; i < cur->n_items && !item; i++) {
+                ks_node_t *name = ks_node_get(cur->items[i], "name");
+                if (name && name->kind == KS_NODE_SCALAR && strlen(name->scalar) == seg &&
+                    strncmp(name->scalar, p, seg) == 0)
+                    item = cur->items[i];
+            }
+            if (!item || !p[seg]) {
+                rc = ks_err(errbuf, errsize, KS_EINVAL,
+                            "--set %s: '%.*s' has no item named '%.*s'%s", assignment,
+                            (int)(p - path - 1), path, (int)seg, p,
+                            item ? " (set a key below it)" : "");
+                goto out;
+            }
+            cur = item;
+            p += seg + 1;
+            continue;
+        }
         if (cur->kind != KS_NODE_MAP) {
             rc = ks_err(errbuf, errsize, KS_EINVAL,
                         "--set %s: '%.*s' is not a map, cannot set a key below it", assignment,

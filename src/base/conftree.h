@@ -45,6 +45,8 @@ void ks_node_free(ks_node_t *root);
  * a value starting with '[' and ending with ']' (a YAML flow list). When a map
  * has a key containing dots that matches the rest of the path, it wins
  * (`input.fields.payment.amount.default=0`). Below a section listed in
+ * In a list of maps with a `name` key, the next path segment picks the item
+ * by name (`lookups.profile.snapshot=file.jsonl`). Below a section listed in
  * `flat` (NULL-terminated dotted paths, e.g. "kafka"), the rest of the path
  * is one key (`kafka.session.timeout.ms=6000`) and the value is never split
  * into a list; the longest listed section that matches applies. */

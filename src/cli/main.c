@@ -19,7 +19,7 @@ static void usage(FILE *out)
             "kscore %s - real-time ML predictions on Kafka streams\n\n"
             "Usage:\n"
             "  kscore run      -c pipeline.yaml [--set key=value ...]   run on Kafka until SIGTERM\n"
-            "  kscore predict  -c pipeline.yaml [--set ...] < events.jsonl > predictions.jsonl\n"
+            "  kscore predict  -c pipeline.yaml [--set ...] [--lookup NAME=snapshot.jsonl] < events.jsonl > predictions.jsonl\n"
             "                  the same decode/features/model/encode path, offline;\n"
             "                  dead letters go to stderr as JSON lines\n"
             "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
@@ -50,11 +50,14 @@ typedef struct args {
     const char *config;
     const char **sets;
     size_t n_sets;
+    char **owned;       /* --lookup rewritten as --set */
+    size_t n_owned;
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a)
 {
-    a->sets = calloc((size_t)argc, sizeof(char *));
+    a->sets = calloc((size_t)argc + 1, sizeof(char *));
+    a->owned = calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if ((!strcmp(arg, "-c") || !strcmp(arg, "--config")) && i + 1 < argc)
@@ -67,7 +70,19 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->sets[a->n_sets++] = arg + 6;
         else if (!strcmp(arg, "--online"))
             a->online = 1;
-        else {
+        else if (!strcmp(arg, "--lookup") && i + 1 < argc) {
+            /* --lookup profile=file.jsonl: that lookup reads a snapshot, not Redis */
+            const char *v = argv[++i], *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                fprintf(stderr, "kscore: --lookup %s: expected NAME=FILE.jsonl\n", v);
+                return KS_EXIT_USAGE;
+            }
+            size_t n = strlen(v) + 32;
+            char *set = malloc(n);
+            snprintf(set, n, "lookups.%.*s.snapshot=%s", (int)(eq - v), v, eq + 1);
+            a->owned[a->n_owned++] = set;
+            a->sets[a->n_sets++] = set;
+        } else {
             fprintf(stderr, "kscore: unexpected argument '%s' (see kscore --help)\n", arg);
             return KS_EXIT_USAGE;
         }
@@ -136,6 +151,9 @@ out:
     if (ks_pipeline_free(p) == 0) /* else a stuck worker still uses both: just exit */
         ks_config_free(cfg);
 out_stuck:
+    for (size_t i = 0; i < a.n_owned; i++)
+        free(a.owned[i]);
+    free(a.owned);
     free(a.sets);
     return rc;
 }

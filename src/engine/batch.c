@@ -61,6 +61,7 @@ void ks_batch_reset(ks_batch_t *b, size_t n)
     b->rows = 0;
     b->sv = NULL;
     b->X = NULL;
+    b->degraded = NULL;
     for (size_t i = 0; i < n; i++) {
         b->err[i] = KS_ERRCLASS_NONE;
         b->errmsg[i] = NULL;

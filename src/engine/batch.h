@@ -79,6 +79,13 @@ typedef struct ks_batch {
     const char **errmsg;       /* per row, in the arena */
     const char **err_stage;    /* per row: name of the stage (or sink) that failed it */
 
+    /* Lookups (engine/stages/lookups.c): per row, bit j set = lookup j's
+     * values are its defaults because Redis was unavailable; the encoder
+     * adds "degraded": [names of the set bits] to the row's record. Both
+     * point into the lookups stage's thread state; NULL when no lookup runs. */
+    const uint32_t *degraded;
+    const char *const *degraded_names;
+
     int64_t now_ms, now_ns;    /* one wall/monotonic clock read per batch (encode) */
     ks_arena_t arena;
 } ks_batch_t;
@@ -105,6 +112,27 @@ static inline int ks_batch_ok(const ks_batch_t *b, size_t i)
 static inline const ks_value_t *ks_batch_row(const ks_batch_t *b, size_t i)
 {
     return b->fields + i * b->n_fields;
+}
+
+/* Appends `,"degraded":["profile",...]` for row i if a lookup served it
+ * defaults because Redis was unavailable; nothing otherwise (encode stage). */
+static inline void ks_batch_degraded_json(const ks_batch_t *b, size_t i, ks_buf_t *out)
+{
+    uint32_t m = b->degraded ? b->degraded[i] : 0;
+    if (!m)
+        return;
+    ks_buf_puts(out, ",\"degraded\":[");
+    for (int j = 0, first = 1; m; j++, m >>= 1) {
+        if (!(m & 1))
+            continue;
+        if (!first)
+            ks_buf_putc(out, ',');
+        ks_buf_putc(out, '"');
+        ks_buf_puts(out, b->degraded_names[j]); /* letters, digits, '_': no escaping */
+        ks_buf_putc(out, '"');
+        first = 0;
+    }
+    ks_buf_putc(out, ']');
 }
 
 /* Row i's output record (encode stage). */

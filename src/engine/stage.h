@@ -92,5 +92,8 @@ void ks_stage_runner_free(ks_stage_runner_t *r);
 /* The four stages every scoring pipeline has (engine/stages/). */
 extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
     ks_stage_encode;
+/* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
+ * features in the registry. */
+extern const ks_stage_type_t ks_stage_lookups;
 
 #endif

@@ -91,9 +91,25 @@ static void test_syntax_errors(void)
     CHECK_CONTAINS(err, "aliases");
 }
 
+static void test_set_named_item(void)
+{
+    const char *y = "lookups:\n  - name: profile\n    key: a\n  - name: merchant\n    key: b\n";
+    ks_node_t *r = NULL;
+    char err[256];
+    CHECK_EQ_INT(ks_node_parse_string("t.yaml", y, strlen(y), &r, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_node_set(r, "lookups.merchant.snapshot=m.jsonl", NULL, err, sizeof(err)), 0);
+    ks_node_t *item = ks_node_get(r, "lookups")->items[1];
+    CHECK_EQ_STR(ks_node_get(item, "snapshot")->scalar, "m.jsonl");
+    CHECK(ks_node_get(ks_node_get(r, "lookups")->items[0], "snapshot") == NULL);
+    CHECK(ks_node_set(r, "lookups.nobody.snapshot=x", NULL, err, sizeof(err)) != 0);
+    CHECK_CONTAINS(err, "no item named 'nobody'");
+    ks_node_free(r);
+}
+
 int main(void)
 {
     RUN(test_lines_and_types);
+    RUN(test_set_named_item);
     RUN(test_unknown_keys);
     RUN(test_set);
     RUN(test_syntax_errors);

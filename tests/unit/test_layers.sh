@@ -3,10 +3,11 @@
 # only. A file may include headers of its own folder and of the layers below
 # it, never above or beside:
 #
-#   base  <-  decode, model  <-  features  <-  kafka  <-  engine  <-  obs  <-  cli
+#   base  <-  decode, model  <-  features  <-  kafka, lookup  <-  engine  <-  obs  <-  cli
 #
 # (features compile expressions over decoded values; kafka knows clients,
-# produce, commits and offsets, not batches; the engine runs batches through
+# produce, commits and offsets, not batches; lookup is the feature-store
+# client (Redis); the engine runs batches through
 # stages and sinks on Kafka workers; obs reads the engine through
 # engine/status.h; cli is the command and its tools.) The public header
 # include/kscore/kscore.h is the engine's API: engine and above only.
@@ -19,7 +20,7 @@ rank() {
     base) echo 0 ;;
     decode | model) echo 1 ;;
     features) echo 2 ;;
-    kafka) echo 3 ;;
+    kafka | lookup) echo 3 ;;
     engine) echo 4 ;;
     obs) echo 5 ;;
     cli) echo 6 ;;

@@ -4,7 +4,8 @@
  * batch's prediction_time and latency_ms):
  *
  *   {"id":..., <carry fields>, "prediction":..., "probabilities":{...},
- *    "score":..., "confidence":..., "label":..., "model_version":"...",
+ *    "score":..., "confidence":..., "label":..., "degraded":[...],
+ *    "model_version":"...",
  *    "event_time":"...", "prediction_time":"...", "latency_ms":...}
  *
  * The record's Kafka key is the id field's text (ks_batch_key).
@@ -123,6 +124,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
     ks_encode_prediction(b, s->sv, o);
     if (cfg->output_has_threshold && s->sv->binary)
         ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
+    ks_batch_degraded_json(s, i, b);
     ks_buf_puts(b, ",\"model_version\":");
     ks_buf_json_string(b, m->version, strlen(m->version));
     if (ev[i].timestamp_ms >= 0) {
