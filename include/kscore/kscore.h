@@ -55,10 +55,11 @@ void ks_pipeline_request_reload(ks_pipeline_t *p);
  * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
  * The same decode -> features -> model -> encode path as ks_pipeline_run. */
 int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
-/* Checks that every topic the pipeline reads or writes exists, asking the
- * cluster (up to timeout_ms). Returns KS_EXIT_OK; KS_EXIT_USAGE when a
- * topic is missing (errbuf names it and how to create it); KS_EXIT_RUNTIME
- * when the cluster did not answer in time. */
+/* Checks the cluster (up to timeout_ms): every topic the pipeline reads or
+ * writes exists and, with delivery: exactly_once, transactions work.
+ * Returns KS_EXIT_OK; KS_EXIT_USAGE when a topic is missing (errbuf names
+ * it and how to create it); KS_EXIT_RUNTIME when the cluster did not answer
+ * in time or transactions are not available. */
 int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, size_t errsize);
 /* Frees the pipeline and returns 0; or, when a worker had to be left behind
  * stuck in the Kafka client at shutdown (logged), frees nothing and returns 1:

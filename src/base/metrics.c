@@ -94,7 +94,10 @@ ks_metric_family_t *ks_metrics_histogram(const char *name, const char *help, con
     return family(KIND_HISTOGRAM, name, help, labels, bounds, n_bounds);
 }
 
-static child_t *child_at(ks_metric_family_t *f, const char *const *values)
+/* The child with these label values, created on first use; a histogram
+ * child gets `bounds` (NULL: the family's). */
+static child_t *child_at(ks_metric_family_t *f, const char *const *values, const double *bounds,
+                         size_t n_bounds)
 {
     pthread_mutex_lock(&lock);
     child_t *c, **tail = &f->children;
@@ -109,9 +112,9 @@ static child_t *child_at(ks_metric_family_t *f, const char *const *values)
     for (int i = 0; i < f->n_labels; i++)
         c->values[i] = ks_xstrdup(values[i]);
     if (f->kind == KIND_HISTOGRAM) {
-        c->hist.bounds = f->bounds;
-        c->hist.n_bounds = f->n_bounds;
-        c->hist.buckets = ks_xcalloc(f->n_bounds + 1, sizeof(_Atomic uint64_t));
+        c->hist.bounds = bounds ? bounds : f->bounds;
+        c->hist.n_bounds = bounds ? n_bounds : f->n_bounds;
+        c->hist.buckets = ks_xcalloc(c->hist.n_bounds + 1, sizeof(_Atomic uint64_t));
     }
     *tail = c;
 out:
@@ -120,19 +123,25 @@ out:
     return c;
 }
 
+ks_histogram_t *ks_metrics_histogram_at_bounds(ks_metric_family_t *f, const char *const *values,
+                                              const double *bounds, size_t n_bounds)
+{
+    return &child_at(f, values, bounds, n_bounds)->hist;
+}
+
 ks_counter_t *ks_metrics_counter_at(ks_metric_family_t *f, const char *const *values)
 {
-    return &child_at(f, values)->counter;
+    return &child_at(f, values, NULL, 0)->counter;
 }
 
 ks_gauge_t *ks_metrics_gauge_at(ks_metric_family_t *f, const char *const *values)
 {
-    return &child_at(f, values)->gauge;
+    return &child_at(f, values, NULL, 0)->gauge;
 }
 
 ks_histogram_t *ks_metrics_histogram_at(ks_metric_family_t *f, const char *const *values)
 {
-    return &child_at(f, values)->hist;
+    return &child_at(f, values, NULL, 0)->hist;
 }
 
 void ks_metrics_gauge_reset(ks_metric_family_t *f)

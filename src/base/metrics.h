@@ -51,6 +51,11 @@ ks_metric_family_t *ks_metrics_histogram(const char *name, const char *help, con
 ks_counter_t *ks_metrics_counter_at(ks_metric_family_t *f, const char *const *values);
 ks_gauge_t *ks_metrics_gauge_at(ks_metric_family_t *f, const char *const *values);
 ks_histogram_t *ks_metrics_histogram_at(ks_metric_family_t *f, const char *const *values);
+/* A histogram child with buckets of its own (bounds static, ascending): e.g.
+ * each model version's score histogram with the buckets of its task. The
+ * bounds of an existing child stay as they were created. */
+ks_histogram_t *ks_metrics_histogram_at_bounds(ks_metric_family_t *f, const char *const *values,
+                                              const double *bounds, size_t n_bounds);
 /* Shorthands for families without labels. */
 #define ks_metrics_counter0(f)   ks_metrics_counter_at((f), NULL)
 #define ks_metrics_gauge0(f)     ks_metrics_gauge_at((f), NULL)

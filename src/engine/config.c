@@ -43,13 +43,30 @@ static const ks_config_key_t config_keys[] = {
      0, NULL, "Binary classifiers: adds \"label\": score >= threshold to each record."},
     {"dead_letter.topic", KS_CONF_STRING, KS_CONF_OFF(dlq_topic), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
      "Topic that receives events that could not be scored, with error headers."},
+    {"delivery", KS_CONF_ENUM, KS_CONF_OFF(delivery), KS_CONF_NOHAS, 0, "at_least_once", 0, 0,
+     "at_least_once|exactly_once",
+     "at_least_once: an input offset is committed once its output is acknowledged (a crash "
+     "may repeat outputs). exactly_once: each worker writes outputs, dead letters and the "
+     "input offsets in one Kafka transaction per commit.interval_ms; readers of the output "
+     "must use isolation.level=read_committed."},
+    {"transaction.instance_id", KS_CONF_STRING, KS_CONF_OFF(txn_instance_id), KS_CONF_NOHAS, 0,
+     NULL, 0, 0, NULL,
+     "exactly_once: this instance's name in the transactional.id "
+     "kscore-<group_id>-<instance_id>-<worker> (default: the host name). Unique per running "
+     "instance and the same after a restart, so a restarted instance fences its predecessor."},
+    {"transaction.timeout_ms", KS_CONF_INT, KS_CONF_OFF(txn_timeout_ms), KS_CONF_NOHAS, 0,
+     "60000", 1000, 900000, NULL,
+     "exactly_once: how long the broker lets a transaction stay open before aborting it "
+     "(librdkafka transaction.timeout.ms); a crashed instance's open transaction blocks "
+     "read_committed readers at most this long if it does not restart."},
     {"batch.max_size", KS_CONF_INT, KS_CONF_OFF(batch_max_size), KS_CONF_NOHAS, 0, "500", 1, 100000, NULL,
      "Events per micro-batch at most."},
     {"batch.max_wait_ms", KS_CONF_INT, KS_CONF_OFF(batch_max_wait_ms), KS_CONF_NOHAS, 0, "5", 0, 60000, NULL,
      "Longest time the first event of a batch waits for more events when the consumer has "
      "none buffered (buffered events are always taken at once); 0 = never wait."},
     {"commit.interval_ms", KS_CONF_INT, KS_CONF_OFF(commit_interval_ms), KS_CONF_NOHAS, 0, "1000", 10, 3600000, NULL,
-     "How often acknowledged offsets are committed (also on rebalance and shutdown)."},
+     "How often acknowledged offsets are committed (also on rebalance and shutdown); with "
+     "delivery: exactly_once, how long a transaction collects outputs before it commits."},
     {"shutdown.timeout_ms", KS_CONF_INT, KS_CONF_OFF(shutdown_timeout_ms), KS_CONF_NOHAS, 0, "10000", 0, 600000, NULL,
      "On SIGTERM, how long to wait for in-flight outputs to be acknowledged."},
     {"model.path", KS_CONF_STRING, KS_CONF_OFF(model_path), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,

@@ -84,6 +84,11 @@ struct ks_config {
     char *dlq_topic;
     char *mode;             /* "score" or "passthrough" (the benchmark's Kafka limit) */
 
+    char *delivery;          /* "at_least_once" or "exactly_once" */
+    char *txn_instance_id;   /* exactly_once: this instance's part of the transactional.id;
+                                NULL = the host name */
+    long long txn_timeout_ms;
+
     long long batch_max_size;
     long long batch_max_wait_ms;
     long long commit_interval_ms;

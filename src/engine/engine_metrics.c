@@ -31,6 +31,13 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
         ks_metrics_counter("kscore_offset_commits_total", "Offset commits sent.", NULL));
     em->commit_failures = ks_metrics_counter0(
         ks_metrics_counter("kscore_offset_commit_failures_total", "Offset commits that failed.", NULL));
+    em->txn_commits = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_transactions_committed_total",
+        "Kafka transactions committed (delivery: exactly_once).", NULL));
+    em->txn_aborts = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_transactions_aborted_total",
+        "Kafka transactions aborted; their events were processed again (delivery: "
+        "exactly_once).", NULL));
     em->kafka_errors = ks_metrics_counter0(ks_metrics_counter(
         "kscore_kafka_errors_total", "Errors reported by librdkafka (transient included).", NULL));
     em->backpressure_pauses = ks_metrics_counter0(ks_metrics_counter(
@@ -67,13 +74,17 @@ void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
 {
     const char *ver[] = {model->version};
     int cls = model->task == KS_TASK_CLASSIFICATION;
-    *score = ks_metrics_histogram_at(
+    /* one family for every version, each version's buckets fitting its task
+     * (a reload may switch a classifier for a regressor) */
+    *score = ks_metrics_histogram_at_bounds(
         ks_metrics_histogram("kscore_prediction_score",
                              "Predictions: P(positive class) for binary classifiers, the top "
-                             "probability for multiclass, the value for regression.",
-                             "model_version", cls ? ks_buckets_unit_interval : regression_bounds,
-                             cls ? ks_buckets_unit_interval_n : KS_ARRAY_LEN(regression_bounds)),
-        ver);
+                             "probability for multiclass, the value for regression (buckets by "
+                             "the version's task).",
+                             "model_version", ks_buckets_unit_interval,
+                             ks_buckets_unit_interval_n),
+        ver, cls ? ks_buckets_unit_interval : regression_bounds,
+        cls ? ks_buckets_unit_interval_n : KS_ARRAY_LEN(regression_bounds));
     *confidence = ks_metrics_histogram_at(
         ks_metrics_histogram("kscore_prediction_confidence",
                              "Top class probability of each prediction (classifiers).",

@@ -20,6 +20,7 @@ typedef struct ks_engine_metrics {
     ks_counter_t *batches;
     ks_counter_t *rebalances;
     ks_counter_t *commits, *commit_failures;
+    ks_counter_t *txn_commits, *txn_aborts; /* delivery: exactly_once */
     ks_counter_t *kafka_errors;
     ks_counter_t *backpressure_pauses;
     ks_histogram_t *batch_size;

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "features/features.h"
 #include "kafka/topics.h"
+#include "kafka/txn.h"
 #include "kscore/kscore.h"
 
 #include <stdio.h>
@@ -235,7 +236,17 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
         rd_kafka_conf_destroy(conf);
         return KS_EXIT_USAGE;
     }
+    rd_kafka_conf_t *probe = rd_kafka_conf_dup(conf);
     rc = ks_kafka_check_topics(conf, uses, n, timeout_ms, errbuf, errsize);
+    if (rc == KS_OK && strcmp(cfg->delivery, "exactly_once") == 0) {
+        char txn_id[256];
+        snprintf(txn_id, sizeof(txn_id), "kscore-check-%s-%d", cfg->input_group_id,
+                 (int)getpid());
+        rc = ks_kafka_txn_probe(probe, txn_id, timeout_ms, errbuf, errsize);
+        probe = NULL;
+    }
+    if (probe)
+        rd_kafka_conf_destroy(probe);
     if (rc == KS_EKAFKA)
         ks_warn("%s", errbuf);
     return rc == KS_OK ? KS_EXIT_OK : rc == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_RUNTIME;

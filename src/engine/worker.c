@@ -14,7 +14,16 @@
  *   4. delivery reports (served by rd_kafka_poll on this thread) acknowledge
  *      tokens; every commit.interval_ms the per-partition watermarks of
  *      acknowledged offsets are committed (kafka/offsets.h, kafka/group.h).
- * Exactly-once will replace steps 3-4 with one transaction per batch.
+ *
+ * With delivery: exactly_once, steps 3-4 become a transaction: it opens
+ * before a batch's first row is written and commits every commit.interval_ms
+ * (and on revocation and shutdown) between batches, carrying the input
+ * offsets of every row written in it (kafka/txn.h). An abortable error
+ * aborts it; the worker then drops what it holds, rewinds the consumer to
+ * the committed offsets and processes those events again, so nothing of an
+ * aborted transaction is ever visible to read_committed readers. A record
+ * the broker refuses fails the transaction: the worker remembers its source
+ * position and, when the event comes again, dead-letters it directly.
  *
  * A record the producer or the broker refuses for itself (too large,
  * invalid: kafka/produce.h) fails that event only: an output goes to the
@@ -42,6 +51,7 @@
 #include "kafka/group.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
+#include "kafka/txn.h"
 #include "kscore/kscore.h"
 
 #include <librdkafka/rdkafka.h>
@@ -49,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, N_SINKS };
 
@@ -62,6 +73,16 @@ typedef struct redo {
     rd_kafka_resp_err_t err;
     uint64_t token;
 } redo_t;
+
+/* Exactly-once: an event whose record the broker refused (the transaction
+ * that held it aborted); when it comes again it goes to the dead letters
+ * (level 1), or truncated (2: its dead letter was refused too). */
+typedef struct poison {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int level;
+} poison_t;
 
 typedef struct ks_worker {
     struct ks_pipeline *p;
@@ -97,6 +118,10 @@ typedef struct ks_worker {
     long queue_max;             /* producer queue.buffering.max.messages */
     int64_t last_commit_ns;
     int64_t deadline_ns;        /* shutdown: the one absolute deadline; 0 before */
+    int eos;                    /* delivery: exactly_once */
+    int txn_open;
+    poison_t *poison;
+    size_t n_poison, poison_cap;
     int rc;                     /* exit status */
 } ks_worker_t;
 
@@ -149,6 +174,36 @@ static void queue_redo(ks_worker_t *w, const rd_kafka_message_t *m, int truncate
     r->token = (uint64_t)(uintptr_t)m->_private;
 }
 
+static poison_t *find_poison(ks_worker_t *w, const char *topic, int32_t partition,
+                             int64_t offset)
+{
+    for (size_t i = 0; i < w->n_poison; i++)
+        if (w->poison[i].offset == offset && w->poison[i].partition == partition &&
+            strcmp(w->poison[i].topic, topic) == 0)
+            return &w->poison[i];
+    return NULL;
+}
+
+static void remember_poison(ks_worker_t *w, uint64_t token, int level)
+{
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    if (!ks_offsets_source(w->offsets, token, &topic, &partition, &offset))
+        return;
+    poison_t *p = find_poison(w, topic, partition, offset);
+    if (p) {
+        if (level > p->level)
+            p->level = level;
+        return;
+    }
+    if (w->n_poison == w->poison_cap) {
+        w->poison_cap = w->poison_cap ? w->poison_cap * 2 : 8;
+        w->poison = ks_xrealloc(w->poison, w->poison_cap * sizeof(*w->poison));
+    }
+    w->poison[w->n_poison++] = (poison_t){ks_xstrdup(topic), partition, offset, level};
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ks_worker_t *w = ((ks_kafka_ctx_t *)opaque)->owner;
@@ -171,6 +226,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     /* The idempotent producer retries transient errors itself until
      * message.timeout.ms; what reaches us is permanent. For this record only
      * (too large, invalid): dead-letter the output, cut the dead letter. */
+    if (w->eos) {
+        /* A failed record fails its transaction, which then aborts and
+         * processes the event again: nothing to stop for here (fatal
+         * producer errors arrive through the error callback). Records purged
+         * by an abort are expected. */
+        if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            return;
+        if (ks_kafka_err_is_record_level(m->err))
+            remember_poison(w, (uint64_t)(uintptr_t)m->_private, m->rkt == w->dlq_rkt ? 2 : 1);
+        ks_warn("%s: a record for %s failed: %s; the transaction will abort%s", w->kctx.name,
+                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                ks_kafka_err_is_record_level(m->err)
+                    ? " and the event goes to the dead-letter topic when it comes again"
+                    : " and its events are processed again");
+        return;
+    }
     if (ks_kafka_err_is_record_level(m->err) && !w->passthrough &&
         (m->rkt == w->out_rkt || m->rkt == w->dlq_rkt)) {
         ks_warn("%s: the broker refused a record for %s: %s; %s", w->kctx.name,
@@ -200,7 +271,7 @@ static int process_redo(ks_worker_t *w)
                                                 r->val, r->val_len, h, r->token);
         } else {
             ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY), NULL, "output", NULL,
-                                    -1, -1};
+                                    -1, -1, 0};
             char msg[256];
             snprintf(msg, sizeof(msg), "the broker refused the output record (%zu bytes): %s",
                      r->val_len, rd_kafka_err2str(r->err));
@@ -231,8 +302,111 @@ static int process_redo(ks_worker_t *w)
 
 /* ---- commits ---------------------------------------------------------- */
 
+static void discard_in_hand(ks_worker_t *w);
+
+/* Exactly-once, after an aborted transaction: drops everything in hand,
+ * seeks each partition back to its committed offset (or where this worker
+ * started it), forgets the tracked events, and lets stateful stages go back
+ * to the committed prefix (revoke + assign). */
+static void rewind_consumer(ks_worker_t *w, const rd_kafka_topic_partition_list_t *skip)
+{
+    rd_kafka_topic_partition_list_t *to = ks_offsets_rewind_points(w->offsets);
+    if (!to)
+        to = rd_kafka_topic_partition_list_new(8);
+    /* partitions with only stashed (untracked) records: back to the first */
+    for (size_t i = 0; i < w->n_stash; i++) {
+        rd_kafka_message_t *m = w->stash[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        if (!rd_kafka_topic_partition_list_find(to, topic, m->partition))
+            rd_kafka_topic_partition_list_add(to, topic, m->partition)->offset = m->offset;
+    }
+    discard_in_hand(w);
+    for (int i = 0; skip && i < skip->cnt; i++)
+        rd_kafka_topic_partition_list_del(to, skip->elems[i].topic, skip->elems[i].partition);
+    if (to->cnt) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, to, 10000);
+        int bad = error != NULL;
+        if (error) {
+            ks_error("%s: rewinding after an aborted transaction: %s", w->kctx.name,
+                     rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        for (int i = 0; i < to->cnt && !bad; i++)
+            if (to->elems[i].err) {
+                ks_error("%s: rewinding %s [%d] to %lld: %s", w->kctx.name, to->elems[i].topic,
+                         (int)to->elems[i].partition, (long long)to->elems[i].offset,
+                         rd_kafka_err2str(to->elems[i].err));
+                bad = 1;
+            }
+        if (bad)
+            fail(w); /* cannot consume from the committed prefix: stop, restart does */
+    }
+    rd_kafka_topic_partition_list_destroy(to);
+    for (int i = 0; w->assignment && i < w->assignment->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &w->assignment->elems[i];
+        ks_offsets_revoke(w->offsets, tp->topic, tp->partition);
+        ks_offsets_assign(w->offsets, tp->topic, tp->partition);
+    }
+    if (w->runner && w->assignment) {
+        ks_stage_runner_revoke(w->runner, w->assignment);
+        ks_stage_runner_assign(w->runner, w->assignment);
+    }
+    ks_counter_add(w->p->metrics.txn_aborts, 1);
+}
+
+/* Exactly-once: commits the open transaction with the offsets of every row
+ * written in it (between batches only), or aborts and rewinds. */
+static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
+{
+    w->last_commit_ns = ks_now_mono_ns();
+    if (!w->txn_open)
+        return;
+    rd_kafka_topic_partition_list_t *list = ks_offsets_positions(w->offsets);
+    ks_txn_result_t res =
+        ks_kafka_txn_commit(w->producer, w->consumer, list, deadline_ns, w->kctx.name);
+    w->txn_open = 0;
+    if (res == KS_TXN_OK) {
+        ks_counter_add(w->p->metrics.txn_commits, 1);
+        if (list)
+            ks_offsets_committed(w->offsets, list);
+    } else if (res == KS_TXN_ABORTED) {
+        rewind_consumer(w, NULL);
+    } else {
+        fail(w);
+    }
+    if (list)
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Exactly-once, partitions lost (the group moved on without us: they may be
+ * someone else's already): abort, and rewind the partitions kept. */
+static void txn_abort(ks_worker_t *w, const rd_kafka_topic_partition_list_t *lost,
+                      int64_t deadline_ns)
+{
+    if (w->txn_open) {
+        int64_t budget = ks_now_mono_ns() + (int64_t)KS_TXN_ABORT_BUDGET_MS * 1000000;
+        w->txn_open = 0;
+        if (ks_kafka_txn_abort(w->producer, budget > deadline_ns ? budget : deadline_ns,
+                               w->kctx.name) != KS_TXN_ABORTED) {
+            fail(w);
+            return;
+        }
+    }
+    rewind_consumer(w, lost);
+}
+
 static void commit(ks_worker_t *w, int sync, int all)
 {
+    if (w->eos) {
+        if (!w->scored && !w->n_redo) /* between batches only */
+            /* retriable errors (a coordinator moving) are retried for as long
+             * as the broker keeps the transaction open; at shutdown, until
+             * the deadline */
+            txn_commit(w, w->deadline_ns ? w->deadline_ns
+                                         : ks_now_mono_ns() +
+                                               w->p->cfg->txn_timeout_ms * 1000000);
+        return;
+    }
     ks_kafka_commit(w->consumer, w->offsets, sync, all, &w->commit_stats, w->kctx.name);
     w->last_commit_ns = ks_now_mono_ns();
 }
@@ -299,6 +473,31 @@ static void batch_release(ks_worker_t *w)
     w->batch.sv = NULL;
 }
 
+/* Exactly-once: a row whose dead letter the broker refused before: its
+ * dead letter again, cut to KS_DEAD_LETTER_TRUNCATED bytes. */
+static int write_truncated_dead_letter(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t token)
+{
+    const ks_event_t *ev = &b->ev[i];
+    rd_kafka_headers_t *hdrs = NULL;
+    if (ev->msg && rd_kafka_message_headers(ev->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+    ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY),
+                            "the broker refused this event's output record and its dead letter "
+                            "(earlier attempts' transactions aborted)",
+                            "dead_letter", ev->topic, ev->partition, ev->offset, 1};
+    rd_kafka_resp_err_t err = ks_kafka_produce_dead_letter(
+        w->producer, w->dlq_rkt, ev->key, ev->key_len, ev->value, ev->len, hdrs, &why, token);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return KS_SINK_QUEUE_FULL;
+    if (err) {
+        ks_error("%s: cannot produce a truncated dead letter: %s", w->kctx.name,
+                 rd_kafka_err2str(err));
+        return KS_EKAFKA;
+    }
+    ks_counter_add(w->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY], 1);
+    return KS_OK;
+}
+
 /* Writes row i to its sink. Returns KS_OK, KS_SINK_QUEUE_FULL or KS_EKAFKA. */
 static int write_row(ks_worker_t *w, size_t i)
 {
@@ -309,6 +508,14 @@ static int write_row(ks_worker_t *w, size_t i)
         return KS_OK; /* its partition was revoked: the new owner has it */
     if (w->passthrough)
         return w->sink[SINK_PASSTHROUGH]->write(w->sink_ctx[SINK_PASSTHROUGH], b, i, token);
+    const ks_event_t *ev = &b->ev[i];
+    poison_t *poison = w->n_poison ? find_poison(w, ev->topic, ev->partition, ev->offset) : NULL;
+    if (poison && poison->level >= 2)
+        return write_truncated_dead_letter(w, b, i, token);
+    if (poison && ks_batch_ok(b, i))
+        ks_batch_fail(b, i, KS_ERRCLASS_DELIVERY, "output",
+                      "the broker refused this event's output record (an earlier attempt's "
+                      "transaction aborted)");
     if (ks_batch_ok(b, i)) {
         rc = w->sink[SINK_OUTPUT]->write(w->sink_ctx[SINK_OUTPUT], b, i, token);
         if (rc == KS_OK && w->sink_ctx[SINK_FEATURE_LOG])
@@ -332,6 +539,14 @@ static int process_batch(ks_worker_t *w)
         return rc;
     if (w->n_msgs == 0)
         return KS_OK;
+    if (w->eos && !w->txn_open) {
+        /* before the stages: what they write (changelogs) is in it too */
+        if (ks_kafka_txn_begin(w->producer, w->kctx.name) != KS_TXN_OK) {
+            fail(w);
+            return KS_EKAFKA;
+        }
+        w->txn_open = 1;
+    }
     if (!w->scored) {
         ks_batch_reset(&w->batch, w->n_msgs);
         if (!w->passthrough) {
@@ -376,7 +591,8 @@ static void take_stash(ks_worker_t *w)
     int64_t now_ns = ks_now_mono_ns();
     while (k < w->n_stash && w->n_msgs < w->cap && !w->scored)
         add_to_batch(w, w->stash[k++], now_ns);
-    memmove(w->stash, w->stash + k, (w->n_stash - k) * sizeof(*w->stash));
+    if (k) /* (never memmove a NULL stash, even for 0 bytes) */
+        memmove(w->stash, w->stash + k, (w->n_stash - k) * sizeof(*w->stash));
     w->n_stash -= k;
 }
 
@@ -387,6 +603,22 @@ static int in_list(const rd_kafka_topic_partition_list_t *parts, const char *top
         if (parts->elems[i].partition == partition && strcmp(parts->elems[i].topic, topic) == 0)
             return 1;
     return 0;
+}
+
+/* Drops every event in hand (batch, stash, refused records). */
+static void discard_in_hand(ks_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_stash; i++)
+        rd_kafka_message_destroy(w->stash[i]);
+    w->n_stash = 0;
+    batch_release(w);
+    for (size_t i = 0; i < w->n_redo; i++) {
+        free(w->redo[i].key);
+        free(w->redo[i].val);
+        if (w->redo[i].hdrs)
+            rd_kafka_headers_destroy(w->redo[i].hdrs);
+    }
+    w->n_redo = 0;
 }
 
 /* A drain ran out of time: drops the events of the revoked partitions (all
@@ -480,6 +712,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             ks_offsets_assign(w->offsets, parts->elems[i].topic, parts->elems[i].partition);
         if (w->runner)
             ks_stage_runner_assign(w->runner, parts);
+    } else if (w->eos && rd_kafka_assignment_lost(rk)) {
+        ks_warn("%s: %d partition(s) lost (the group moved on without this member): the open "
+                "transaction aborts", w->kctx.name, parts->cnt);
+        txn_abort(w, parts, revocation_deadline(w));
+        if (w->runner)
+            ks_stage_runner_revoke(w->runner, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            ks_offsets_revoke(w->offsets, parts->elems[i].topic, parts->elems[i].partition);
     } else {
         ks_info("%s: revoking %d partition(s)", w->kctx.name, parts->cnt);
         drain_and_commit(w, parts, revocation_deadline(w));
@@ -628,12 +868,27 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     w->queue_max = 100000;
     if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", qmax, &qlen) == RD_KAFKA_CONF_OK)
         w->queue_max = atol(qmax);
+    w->eos = strcmp(cfg->delivery, "exactly_once") == 0 && !w->passthrough;
+    if (w->eos) {
+        char host[128] = "localhost", txn_id[512], tmo[32];
+        if (!cfg->txn_instance_id && gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(txn_id, sizeof(txn_id), "kscore-%s-%s-%d", cfg->input_group_id,
+                 cfg->txn_instance_id ? cfg->txn_instance_id : host, id);
+        snprintf(tmo, sizeof(tmo), "%lld", cfg->txn_timeout_ms);
+        if ((rc = ks_kafka_conf_set(pc, "transactional.id", txn_id, errbuf, errsize)) ||
+            (rc = ks_kafka_conf_set(pc, "transaction.timeout.ms", tmo, errbuf, errsize)))
+            goto out;
+    }
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     rc = ks_kafka_client_new(&w->kctx, RD_KAFKA_PRODUCER, pc, &w->producer, errbuf, errsize);
     pc = NULL;
     if (rc)
         goto out;
     w->kctx.producer = w->producer;
+    if (w->eos && (rc = ks_kafka_txn_init(w->producer, 30000, errbuf, errsize)))
+        goto out;
     w->out_rkt = rd_kafka_topic_new(w->producer, cfg->output_topic, NULL);
     w->dlq_rkt = rd_kafka_topic_new(w->producer, cfg->dlq_topic, NULL);
 
@@ -732,6 +987,9 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
             rd_kafka_headers_destroy(w->redo[i].hdrs);
     }
     free(w->redo);
+    for (size_t i = 0; i < w->n_poison; i++)
+        free(w->poison[i].topic);
+    free(w->poison);
     if (w->out_rkt)
         rd_kafka_topic_destroy(w->out_rkt);
     if (w->dlq_rkt)

@@ -42,7 +42,8 @@ void ks_kafka_commit_result(ks_offsets_t *o, rd_kafka_resp_err_t err,
 int ks_kafka_rebalance_apply(rd_kafka_t *consumer, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts, const char *who)
 {
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(consumer), "COOPERATIVE") == 0;
+    const char *protocol = rd_kafka_rebalance_protocol(consumer);
+    int cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;

@@ -38,6 +38,7 @@ typedef struct track {
     uint64_t head_seq;    /* sequence number of ring[head] */
     int64_t next_offset;  /* last consumed + 1, or -1 before the first event */
     int64_t committed;    /* last committed watermark, -1 = none */
+    int64_t first_offset; /* the first offset tracked since assignment, -1 = none */
 } track_t;
 
 struct ks_offsets {
@@ -111,6 +112,7 @@ static track_t *assign(ks_offsets_t *o, const char *topic, int32_t partition)
     t->partition = partition;
     t->next_offset = -1;
     t->committed = -1;
+    t->first_offset = -1;
     t->head_seq = 0;
     o->last_hit = i;
     return t;
@@ -157,6 +159,8 @@ uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition,
     t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, stamp, 0};
     t->count++;
     t->next_offset = offset + 1;
+    if (t->first_offset < 0)
+        t->first_offset = offset;
     o->in_flight++;
     uint64_t slot = (uint64_t)(t - o->slots);
     return ((slot + 1) << (GEN_BITS + SEQ_BITS)) | ((uint64_t)t->gen << SEQ_BITS) | seq;
@@ -232,6 +236,35 @@ rd_kafka_topic_partition_list_t *ks_offsets_committable(ks_offsets_t *o, int all
         if (!list)
             list = rd_kafka_topic_partition_list_new(8);
         rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = w;
+    }
+    return list;
+}
+
+rd_kafka_topic_partition_list_t *ks_offsets_positions(ks_offsets_t *o)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (size_t i = 0; i < o->n_slots; i++) {
+        track_t *t = &o->slots[i];
+        if (!t->active || t->next_offset < 0 || t->next_offset == t->committed)
+            continue;
+        if (!list)
+            list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = t->next_offset;
+    }
+    return list;
+}
+
+rd_kafka_topic_partition_list_t *ks_offsets_rewind_points(ks_offsets_t *o)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (size_t i = 0; i < o->n_slots; i++) {
+        track_t *t = &o->slots[i];
+        int64_t at = t->committed >= 0 ? t->committed : t->first_offset;
+        if (!t->active || at < 0)
+            continue;
+        if (!list)
+            list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = at;
     }
     return list;
 }

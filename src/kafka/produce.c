@@ -73,8 +73,12 @@ rd_kafka_resp_err_t ks_kafka_produce_dead_letter(rd_kafka_t *rk, rd_kafka_topic_
     snprintf(num, sizeof(num), "%lld", (long long)why->offset);
     add_header(h, KS_DEAD_LETTER_HDR "offset", num);
     rd_kafka_headers_t *spare = rd_kafka_headers_copy(h); /* for a truncated retry */
-    rd_kafka_resp_err_t err =
-        ks_kafka_produce(rk, dlq, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, h, token);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    if (why->truncate)
+        rd_kafka_headers_destroy(h);
+    else
+        err = ks_kafka_produce(rk, dlq, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, h,
+                               token);
     /* too large for the producer (message.max.bytes): keep what fits */
     for (size_t cut = KS_DEAD_LETTER_TRUNCATED; err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
          cut = 0) {

@@ -47,6 +47,7 @@ typedef struct ks_dead_letter {
     const char *topic;
     int32_t partition;
     int64_t offset;
+    int truncate;      /* write it truncated at once (the broker refused it before) */
 } ks_dead_letter_t;
 
 /* Produces a dead letter: key and value as given, a copy of the headers

@@ -6,6 +6,14 @@
 
 #include <string.h>
 
+#define MISSING_FOR_MS 3000
+
+static int unknown(const struct rd_kafka_metadata *md)
+{
+    return md->topic_cnt < 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt == 0);
+}
+
 /* The check's own client: its connection errors surface as the metadata
  * call's result, not as log lines. */
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -29,17 +37,29 @@ int ks_kafka_check_topics(rd_kafka_conf_t *conf, const ks_topic_use_t *uses, siz
     for (size_t i = 0; i < n && rc == KS_OK; i++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, uses[i].topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
-        int left = (int)((deadline - ks_now_mono_ns()) / 1000000);
-        rd_kafka_resp_err_t err =
-            rd_kafka_metadata(rk, 0, rkt, &md, left > 100 ? left : 100);
+        rd_kafka_resp_err_t err;
+        /* a topic created a moment ago may not have reached every broker's
+         * metadata yet: "unknown" must last MISSING_FOR_MS to count */
+        int64_t missing_since = 0;
+        for (;;) {
+            int left = (int)((deadline - ks_now_mono_ns()) / 1000000);
+            err = rd_kafka_metadata(rk, 0, rkt, &md, left > 100 ? left : 100);
+            if (err || !unknown(md))
+                break;
+            int64_t now = ks_now_mono_ns();
+            if (!missing_since)
+                missing_since = now;
+            if (now - missing_since >= (int64_t)MISSING_FOR_MS * 1000000 || now >= deadline)
+                break;
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+            rd_kafka_poll(rk, 250);
+        }
         if (err) {
             rc = ks_err(errbuf, errsize, KS_EKAFKA,
                         "cannot check that topic %s (%s) exists: %s", uses[i].topic,
                         uses[i].role, rd_kafka_err2str(err));
-        } else if (md->topic_cnt < 1 ||
-                   md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                   (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                    md->topics[0].partition_cnt == 0)) {
+        } else if (unknown(md)) {
             rc = ks_err(errbuf, errsize, KS_EINVAL,
                         "topic %s (%s) does not exist; create it first, e.g. "
                         "kafka-topics.sh --bootstrap-server <brokers> --create --topic %s "

@@ -45,6 +45,28 @@ static void test_render(void)
     ks_buf_free(&b);
 }
 
+/* Children of one family with buckets of their own: a model version's
+ * score histogram follows its task across a reload. */
+static void test_child_bounds(void)
+{
+    static const double unit[] = {0.5, 1}, wide[] = {-10, 0, 10, 100};
+    ks_metric_family_t *f = ks_metrics_histogram("t_score", "S.", "model_version", unit, 2);
+    const char *v1[] = {"clf"}, *v2[] = {"reg"};
+    ks_histogram_observe(ks_metrics_histogram_at_bounds(f, v1, unit, 2), 0.7);
+    ks_histogram_t *r = ks_metrics_histogram_at_bounds(f, v2, wide, 4);
+    ks_histogram_observe(r, 42);
+    CHECK_EQ_INT((int)r->n_bounds, 4);
+    /* asking again returns the same child, bounds unchanged */
+    CHECK(ks_metrics_histogram_at_bounds(f, v2, unit, 2) == r);
+    CHECK_EQ_INT((int)r->n_bounds, 4);
+    ks_buf_t b = {0};
+    ks_metrics_render(&b);
+    CHECK_CONTAINS(b.data, "t_score_bucket{model_version=\"clf\",le=\"1\"} 1\n");
+    CHECK_CONTAINS(b.data, "t_score_bucket{model_version=\"reg\",le=\"100\"} 1\n");
+    CHECK_CONTAINS(b.data, "t_score_bucket{model_version=\"reg\",le=\"10\"} 0\n");
+    ks_buf_free(&b);
+}
+
 static void test_concurrent(void)
 {
     static const double bounds[] = {1};
@@ -66,6 +88,7 @@ static void test_concurrent(void)
 int main(void)
 {
     RUN(test_render);
+    RUN(test_child_bounds);
     RUN(test_concurrent);
     return test_summary();
 }

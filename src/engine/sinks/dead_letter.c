@@ -39,7 +39,7 @@ static int dead_letter_write(void *ctx, ks_batch_t *b, size_t i, uint64_t token)
     const ks_event_t *ev = &b->ev[i];
     ks_dead_letter_t why = {ks_errclass_name(b->err[i]), b->errmsg[i],
                             b->err_stage[i] ? b->err_stage[i] : "decode", ev->topic,
-                            ev->partition, ev->offset};
+                            ev->partition, ev->offset, 0};
     rd_kafka_headers_t *hdrs = NULL;
     if (ev->msg && rd_kafka_message_headers(ev->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = NULL;
