@@ -4,7 +4,9 @@
 # dumped from that Redis give the same outputs for the same events (every
 # member but the times), so offline runs are reproducible without Redis.
 # 9,000 of the 10,000 users have a profile: missing keys take the defaults
-# in both. No broker needed.
+# in both. Then `required: true` offline: with Redis down, predict waits
+# and writes nothing, and once Redis is back writes the same outputs. No
+# broker needed.
 source "$(dirname "$0")/lib.sh"
 N=20000 USERS=10000
 
@@ -22,6 +24,7 @@ lookup_pipeline "$WORK/pipeline.yaml" "$REDIS_URL"
 
 "$KSCORE" predict -c "$WORK/pipeline.yaml" <"$WORK/events.jsonl" >"$WORK/redis.jsonl" \
     2>"$WORK/redis.err" || fail "kscore predict (Redis) failed: $(tail -2 "$WORK/redis.err")"
+rcli save >/dev/null || fail "redis SAVE failed" # restarted below from this dump
 redis_kill # the snapshot run must not need it
 "$KSCORE" predict -c "$WORK/pipeline.yaml" --lookup "profile=$WORK/profile.jsonl" \
     <"$WORK/events.jsonl" >"$WORK/snapshot.jsonl" 2>"$WORK/snapshot.err" ||
@@ -42,4 +45,23 @@ missing=$(jq -r 'select(.["profile.segment"] == "unknown") | .id' "$WORK/redis.k
 jq -c 'select((.user_id | ltrimstr("u") | tonumber) < 9000)' "$WORK/redis.jsonl" >"$WORK/with-profile.jsonl"
 read -r n deg wrong <<<"$(check_profiles "$WORK/with-profile.jsonl")"
 [ "$wrong" -eq 0 ] && [ "$deg" -eq 0 ] || fail "$wrong outputs' values differ from Redis ($deg degraded)"
-log "PASS: $N outputs identical with Redis and with --lookup profile=snapshot ($n with a profile, $missing with defaults)"
+
+# required: true offline: with Redis down, kscore predict waits (says so on
+# stderr) instead of writing defaults; once Redis is back it writes the same
+# outputs as above
+lookup_pipeline "$WORK/required.yaml" "$REDIS_URL" true
+head -1000 "$WORK/events.jsonl" >"$WORK/events-1000.jsonl"
+"$KSCORE" predict -c "$WORK/required.yaml" <"$WORK/events-1000.jsonl" >"$WORK/required.jsonl" \
+    2>"$WORK/required.err" &
+PRED_PID=$!
+PIDS+=("$PRED_PID")
+waiting() { grep -c "waiting for the required lookup 'profile'" "$WORK/required.err" || true; }
+wait_for "kscore predict saying it waits for Redis" 1 30 0.2 waiting
+[ -s "$WORK/required.jsonl" ] && fail "kscore predict wrote outputs while a required lookup had no Redis"
+redis_start # loads the dump before it answers: no window with missing keys
+[ "$(rcli dbsize)" -eq 9000 ] || fail "the restarted Redis holds $(rcli dbsize) keys, expected 9000"
+wait "$PRED_PID" || fail "kscore predict (required) failed: $(tail -2 "$WORK/required.err")"
+jq -c 'del(.prediction_time, .latency_ms)' "$WORK/required.jsonl" >"$WORK/required.key"
+cmp -s "$WORK/required.key" <(head -1000 "$WORK/redis.key") ||
+    fail "kscore predict with a required lookup that waited for Redis differs from the run with Redis up"
+log "PASS: $N outputs identical with Redis and with --lookup profile=snapshot ($n with a profile, $missing with defaults); required: true waited for Redis and then matched"
