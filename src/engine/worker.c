@@ -272,7 +272,7 @@ static void set_paused(ks_worker_t *w, int pause)
         ks_warn("%s: %s partitions: %s", w->kctx.name, pause ? "pausing" : "resuming",
                 rd_kafka_err2str(err));
     w->paused = pause;
-    if (pause)
+    if (pause && !w->held) /* a hold is counted in batches_held */
         ks_counter_add(w->p->metrics.backpressure_pauses, 1);
     if (w->held)
         ks_info("%s: %s consumption (%s)", w->kctx.name, pause ? "paused" : "resumed",
