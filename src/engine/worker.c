@@ -282,7 +282,8 @@ static void set_paused(ks_worker_t *w, int pause)
                 pause ? "backpressure: paused" : "resumed", rd_kafka_outq_len(w->producer));
 }
 
-/* Enters or leaves the held state (pipeline->holding, the gauge). */
+/* Enters or leaves the held state (pipeline->holding, the gauge). Leaving
+ * is logged by the caller: the batch passed, or was given up (dropped). */
 static void set_held(ks_worker_t *w, int held)
 {
     if (w->held == held)
@@ -297,8 +298,6 @@ static void set_held(ks_worker_t *w, int held)
                 "every %lld ms", w->kctx.name, w->n_msgs,
                 w->batch.hold_reason ? w->batch.hold_reason : "a stage held the batch",
                 (long long)w->batch.hold_ms);
-    } else {
-        ks_info("%s: the held batch passed", w->kctx.name);
     }
 }
 
@@ -391,6 +390,8 @@ static int process_batch(ks_worker_t *w)
                 set_held(w, 1);
                 return BATCH_HELD;
             }
+            if (w->held)
+                ks_info("%s: the held batch passed", w->kctx.name);
             set_held(w, 0);
             ks_counter_add(w->p->metrics.batches, 1);
             ks_histogram_observe(w->p->metrics.batch_size, (double)w->n_msgs);

@@ -11,6 +11,10 @@
 #      flows, /readyz 200 again, exactly one output per event (exact id set),
 #      none degraded, every looked-up value equals Redis's, nothing
 #      dead-lettered, and the group's committed offsets reach the end.
+#   4. SIGTERM while a batch is held (Redis down again, 500 more events):
+#      kscore exits 1 within shutdown.timeout_ms, having produced and
+#      committed nothing of them (lag 500); restarted with Redis back, it
+#      scores exactly those 500.
 # The cache is off so that every batch needs Redis.
 source "$(dirname "$0")/lib.sh"
 require_broker
@@ -22,7 +26,9 @@ redis_start
 profiles_load "$USERS"
 rcli save >/dev/null || fail "redis SAVE failed"
 lookup_pipeline "$WORK/pipeline.yaml" "$REDIS_URL" true 0
-ks_start run run -c "$WORK/pipeline.yaml" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP")
+SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set shutdown.timeout_ms=3000"
+# shellcheck disable=SC2086
+ks_start run run -c "$WORK/pipeline.yaml" $SETS
 URL=$(metrics_url "$WORK/kscore-run.log" 30)
 
 gen --topic "$IN" --count "$N1" --seed 21 --keys "$USERS"
@@ -54,6 +60,29 @@ wait_metric "$URL" kscore_workers_holding 0 30
 ks_stop "$KS_PID" TERM
 [ "$KS_RC" = 0 ] || fail "kscore run exited $KS_RC after SIGTERM"
 
+log "SIGTERM while holding: Redis killed again, 500 more events"
+rcli save >/dev/null || fail "redis SAVE failed"
+redis_kill
+# shellcheck disable=SC2086
+ks_start run2 run -c "$WORK/pipeline.yaml" $SETS
+URL=$(metrics_url "$WORK/kscore-run2.log" 30)
+gen --topic "$IN" --count 500 --seed 23 --keys "$USERS" --start "$N"
+wait_for "kscore_workers_holding" 1 60 0.2 metric_sum "$URL" kscore_workers_holding
+start=$SECONDS
+ks_stop "$KS_PID" TERM
+[ "$KS_RC" = 1 ] || fail "kscore exited $KS_RC on SIGTERM with held events, expected 1"
+[ $((SECONDS - start)) -le 10 ] || fail "the shutdown took $((SECONDS - start)) s with shutdown.timeout_ms=3000"
+[ "$(end_offsets "$OUT")" -eq "$N" ] || fail "held events were produced"
+lag=$(group_lag "$GROUP")
+[ "$lag" = 500 ] || fail "group lag is $lag after the held shutdown, expected 500 (nothing of them committed)"
+redis_start
+# shellcheck disable=SC2086
+ks_start run3 run -c "$WORK/pipeline.yaml" $SETS
+N=$((N + 500))
+wait_count "$OUT" "$N" 120
+ks_stop "$KS_PID" TERM
+[ "$KS_RC" = 0 ] || fail "kscore run exited $KS_RC after SIGTERM"
+
 consume "$OUT" "$WORK/out.jsonl"
 [ "$(count "$DLQ")" -eq 0 ] || fail "unexpected dead letters"
 jq -r .id "$WORK/out.jsonl" | sort >"$WORK/ids.have"
@@ -65,4 +94,4 @@ read -r n deg wrong <<<"$(check_profiles "$WORK/out.jsonl")"
 [ "$wrong" -eq 0 ] || fail "$wrong records' looked-up values differ from Redis"
 lag=$(group_lag "$GROUP")
 [ "$lag" = 0 ] || fail "group $GROUP lag is $lag after a clean stop, expected 0"
-log "PASS: consumption paused while Redis was down (readyz 503, $N1 outputs held), then all $N events scored exactly once, none degraded, none dead-lettered, lag 0"
+log "PASS: consumption paused while Redis was down (readyz 503, $N1 outputs held), then all events scored exactly once, none degraded, none dead-lettered; SIGTERM while held exited 1 committing nothing of the held events, which the next run scored: $N outputs, lag 0"
