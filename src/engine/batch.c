@@ -62,6 +62,8 @@ void ks_batch_reset(ks_batch_t *b, size_t n)
     b->sv = NULL;
     b->X = NULL;
     b->degraded = NULL;
+    b->hold_ms = 0;
+    b->hold_reason = NULL;
     for (size_t i = 0; i < n; i++) {
         b->err[i] = KS_ERRCLASS_NONE;
         b->errmsg[i] = NULL;

@@ -86,6 +86,13 @@ typedef struct ks_batch {
     const uint32_t *degraded;
     const char *const *degraded_names;
 
+    /* Hold (engine/stage.h, "Holding a batch"): a stage that cannot serve
+     * the batch now sets hold_ms > 0 and hold_reason (a string that lives as
+     * long as the pipeline's config); the runner stops there and the worker
+     * runs the batch again from the start, reset, after hold_ms. */
+    int64_t hold_ms;
+    const char *hold_reason;
+
     int64_t now_ms, now_ns;    /* one wall/monotonic clock read per batch (encode) */
     ks_arena_t arena;
 } ks_batch_t;

@@ -43,6 +43,12 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
     em->backpressure_pauses = ks_metrics_counter0(ks_metrics_counter(
         "kscore_backpressure_pauses_total",
         "Times consumption was paused because the producer queue was full.", NULL));
+    em->batches_held = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_batches_held_total",
+        "Times a stage held a batch back (a required lookup could not be served): consumption "
+        "paused and the batch ran again later.", NULL));
+    em->workers_holding = ks_metrics_gauge0(ks_metrics_gauge(
+        "kscore_workers_holding", "Workers paused on a held batch right now.", NULL));
     em->batch_size = ks_metrics_histogram0(
         ks_metrics_histogram("kscore_batch_size", "Events per micro-batch.", NULL,
                              ks_buckets_batch_size, ks_buckets_batch_size_n));

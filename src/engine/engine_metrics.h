@@ -23,6 +23,8 @@ typedef struct ks_engine_metrics {
     ks_counter_t *txn_commits, *txn_aborts; /* delivery: exactly_once */
     ks_counter_t *kafka_errors;
     ks_counter_t *backpressure_pauses;
+    ks_counter_t *batches_held;       /* a stage held a batch (engine/stage.h) */
+    ks_gauge_t *workers_holding;      /* workers paused on a held batch now */
     ks_histogram_t *batch_size;
     ks_metric_family_t *stage_family; /* kscore_stage_duration_seconds{stage} */
     ks_histogram_t *produce_ack;      /* stage="produce_ack": produce() to acknowledgement,

@@ -382,6 +382,19 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
             break;
         ks_batch_reset(&b, n);
         ks_stage_runner_run(runner, &b);
+        /* a stage held the batch (a required lookup without Redis): wait and
+         * run it again from the start, as the workers do (engine/stage.h) */
+        for (int told = 0; b.hold_ms > 0;) {
+            if (!told++)
+                ks_warn("%s; waiting (trying again every %lld ms)", b.hold_reason,
+                        (long long)b.hold_ms);
+            struct timespec ts = {(time_t)(b.hold_ms / 1000), (long)(b.hold_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            ks_serving_release(b.sv);
+            b.sv = NULL;
+            ks_batch_reset(&b, n);
+            ks_stage_runner_run(runner, &b);
+        }
         for (size_t i = 0; i < n; i++) {
             if (!ks_batch_ok(&b, i)) {
                 ks_buf_reset(&dl);

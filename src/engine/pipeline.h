@@ -9,7 +9,8 @@
  *                   reloads: swaps `serving` under serving_lock)
  *   workers         read cfg, stages, serving (with a reference), metrics;
  *                   write only their own ks_worker_t
- *   any thread      stop, fatal, abandoned, reload_requested (atomics);
+ *   any thread      stop, fatal, abandoned, reload_requested, holding,
+ *                   hold_reason (atomics);
  *                   metrics (relaxed atomics inside); kafka_obs callbacks
  *                   are called on worker threads
  * Everything else is written before the workers start and read-only after.
@@ -62,6 +63,8 @@ struct ks_pipeline {
     atomic_int fatal;          /* a worker hit an unrecoverable error */
     atomic_int abandoned;      /* a worker was left stuck at shutdown: never free */
     atomic_int unacknowledged; /* a worker stopped with outputs not acknowledged */
+    atomic_int holding;        /* workers holding a batch a stage held (stage.h) */
+    _Atomic(const char *) hold_reason; /* the latest hold's reason (lives with cfg) */
     struct ks_worker **workers;
     size_t n_workers;
     ks_kafka_observer_t kafka_obs; /* librdkafka statistics and assignments (obs/) */

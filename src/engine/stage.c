@@ -125,6 +125,8 @@ void ks_stage_runner_run(ks_stage_runner_t *r, ks_batch_t *b)
         int64_t t1 = ks_now_mono_ns();
         ks_histogram_observe(st->s[i].seconds, (double)(t1 - t0) / 1e9);
         t0 = t1;
+        if (b->hold_ms > 0)
+            break; /* held: the caller runs the batch again, from the start */
     }
 }
 

@@ -26,6 +26,27 @@
  *   thread_free, free   the reverse
  * Every callback but `name` and `run` is optional (NULL). The runner times
  * each stage (kscore_stage_seconds{stage="<name>"}).
+ *
+ * Holding a batch (backpressure from a stage). A stage that cannot serve the
+ * batch now, and must not serve it degraded (a lookup with `required: true`
+ * whose Redis is down), sets b->hold_ms > 0 and b->hold_reason (a sentence
+ * that lives as long as the pipeline, e.g. in the stage's conf) and returns
+ * without failing rows. The runner runs no further stage. The worker then:
+ *   - produces and commits nothing of that batch (acknowledged offsets of
+ *     earlier batches are still committed);
+ *   - pauses its assigned partitions and keeps serving the consumer (the
+ *     group does not evict it; records still arriving are stashed) and the
+ *     producer (earlier outputs are acknowledged);
+ *   - after hold_ms, resets the batch (ks_batch_reset: rows, arena, hold;
+ *     any model reference released) and runs every stage again from the
+ *     first: a batch is never half re-run, so a stage's `run` must be
+ *     repeatable on the same events (the lookups stage's cache only saves
+ *     round trips);
+ *   - resumes consumption once the batch passes.
+ * While a worker holds a batch, engine/status.h reports it and /readyz is
+ * not ready. The offline scorer (`kscore predict`) waits the same way. A
+ * revocation or shutdown drain keeps retrying until its deadline, then the
+ * events stay uncommitted (their new owner, or the next run, gets them).
  */
 #ifndef KS_STAGE_H
 #define KS_STAGE_H
@@ -83,7 +104,8 @@ const char *ks_stages_name(const ks_stages_t *s, size_t i);
 typedef struct ks_stage_runner ks_stage_runner_t;
 int ks_stage_runner_new(ks_stages_t *s, const ks_stage_env_t *env, ks_stage_runner_t **out,
                         char *errbuf, size_t errsize);
-/* Runs every stage over the batch, timing each. */
+/* Runs the stages over the batch in order, timing each, until one holds it
+ * (b->hold_ms > 0: see "Holding a batch" above). */
 void ks_stage_runner_run(ks_stage_runner_t *r, ks_batch_t *b);
 void ks_stage_runner_assign(ks_stage_runner_t *r, const rd_kafka_topic_partition_list_t *parts);
 void ks_stage_runner_revoke(ks_stage_runner_t *r, const rd_kafka_topic_partition_list_t *parts);

@@ -39,6 +39,17 @@ void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal)
     *fatal = atomic_load(&((struct ks_pipeline *)p)->fatal) != 0;
 }
 
+int ks_status_holding(const struct ks_pipeline *p, const char **reason)
+{
+    struct ks_pipeline *q = (struct ks_pipeline *)p;
+    int n = atomic_load(&q->holding);
+    if (reason) {
+        const char *r = atomic_load(&q->hold_reason);
+        *reason = r ? r : "a stage held a batch";
+    }
+    return n;
+}
+
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
 {
     p->kafka_obs = *obs;

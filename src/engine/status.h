@@ -36,6 +36,12 @@ void ks_status_model_put(ks_status_model_t *m);
 /* Stopping (SIGTERM, or after a fatal error) and fatal flags. */
 void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal);
 
+/* Workers now paused on a batch a stage held (engine/stage.h, "Holding a
+ * batch": a required lookup waiting for Redis), 0 if none; *reason (may be
+ * NULL) gets the latest hold's sentence, valid while the pipeline exists.
+ * Readiness is false while this is non-zero. */
+int ks_status_holding(const struct ks_pipeline *p, const char **reason);
+
 /* Hooks an observer into the workers' Kafka clients (statistics,
  * assignments, broker events). The observer must outlive the run. */
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs);

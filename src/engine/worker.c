@@ -37,6 +37,14 @@
  * resumes. Pausing discards prefetched records, and fetching resumes after the
  * last record handed to us, so nothing is skipped.
  *
+ * Held batches: a stage may hold a batch it cannot serve now (a required
+ * lookup whose Redis is down: engine/stage.h, "Holding a batch"). Nothing of
+ * it is produced; the worker pauses its partitions exactly as for
+ * backpressure, keeps serving the consumer and the producer (and commits
+ * what earlier batches got acknowledged), and after the stage's hold_ms runs
+ * the batch again from the first stage on a reset batch; consumption resumes
+ * once it passes. pipeline->holding counts the workers doing so (readiness).
+ *
  * Rebalance: on revocation the batch in hand is finished, outputs are flushed
  * and the revoked partitions' watermarks committed synchronously before they
  * are released; if that does not finish in time, only the revoked
@@ -62,6 +70,12 @@
 #include <unistd.h>
 
 enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, N_SINKS };
+
+/* process_batch: a stage held the batch; run it again at hold_until_ns. */
+#define BATCH_HELD 3
+_Static_assert(BATCH_HELD != KS_SINK_QUEUE_FULL && BATCH_HELD != KS_SINK_REROUTE &&
+                   BATCH_HELD != KS_EKAFKA,
+               "process_batch's return codes must differ");
 
 /* A record the broker refused in a delivery report, to write again (as a
  * dead letter, or truncated) outside the callback. */
@@ -103,6 +117,8 @@ typedef struct ks_worker {
     uint64_t *tokens;           /* per row; 0 = dropped (partition revoked) */
     size_t n_msgs, cap;
     int scored;                 /* the batch is scored and partly produced */
+    int held;                   /* a stage held the (unscored) batch: counted in p->holding */
+    int64_t hold_until_ns;      /* ... run it again from then on */
     size_t produce_pos;         /* next row of the batch to write */
     int passthrough;            /* mode: passthrough */
     rd_kafka_message_t **stash; /* records polled while paused, go first next batch */
@@ -430,10 +446,33 @@ static void set_paused(ks_worker_t *w, int pause)
         ks_warn("%s: %s partitions: %s", w->kctx.name, pause ? "pausing" : "resuming",
                 rd_kafka_err2str(err));
     w->paused = pause;
-    if (pause)
+    if (pause && !w->held) /* a hold is counted in batches_held */
         ks_counter_add(w->p->metrics.backpressure_pauses, 1);
-    ks_info("%s: %s consumption (producer queue %d messages)", w->kctx.name,
-            pause ? "backpressure: paused" : "resumed", rd_kafka_outq_len(w->producer));
+    if (w->held)
+        ks_info("%s: %s consumption (%s)", w->kctx.name, pause ? "paused" : "resumed",
+                w->batch.hold_reason ? w->batch.hold_reason : "a stage held the batch");
+    else
+        ks_info("%s: %s consumption (producer queue %d messages)", w->kctx.name,
+                pause ? "backpressure: paused" : "resumed", rd_kafka_outq_len(w->producer));
+}
+
+/* Enters or leaves the held state (pipeline->holding, the gauge). Leaving
+ * is logged by the caller: the batch passed, or was given up (dropped). */
+static void set_held(ks_worker_t *w, int held)
+{
+    if (w->held == held)
+        return;
+    w->held = held;
+    atomic_fetch_add(&w->p->holding, held ? 1 : -1);
+    ks_gauge_add(w->p->metrics.workers_holding, held ? 1 : -1);
+    if (held) {
+        atomic_store(&w->p->hold_reason, w->batch.hold_reason);
+        ks_counter_add(w->p->metrics.batches_held, 1);
+        ks_warn("%s: holding a batch of %zu event(s): %s; consumption paused, trying again "
+                "every %lld ms", w->kctx.name, w->n_msgs,
+                w->batch.hold_reason ? w->batch.hold_reason : "a stage held the batch",
+                (long long)w->batch.hold_ms);
+    }
 }
 
 static void stash_message(ks_worker_t *w, rd_kafka_message_t *m)
@@ -471,6 +510,7 @@ static void batch_release(ks_worker_t *w)
     w->produce_pos = 0;
     ks_serving_release(w->batch.sv); /* the batch's hold on its model */
     w->batch.sv = NULL;
+    set_held(w, 0);
 }
 
 /* Exactly-once: a row whose dead letter the broker refused before: its
@@ -530,8 +570,10 @@ static int write_row(ks_worker_t *w, size_t i)
 /* Scores the gathered batch (once) and writes its rows from where the last
  * call stopped. Returns KS_OK when the batch is done, KS_SINK_QUEUE_FULL when
  * the producer queue is full (call again later: nothing is lost or
- * repeated), or KS_EKAFKA after a fatal producer failure. Never polls the
- * consumer, so no rebalance callback can run in the middle of a batch. */
+ * repeated), BATCH_HELD when a stage held it (call again: it runs again from
+ * the first stage once hold_until_ns has passed), or KS_EKAFKA after a fatal
+ * producer failure. Never polls the consumer, so no rebalance callback can
+ * run in the middle of a batch. */
 static int process_batch(ks_worker_t *w)
 {
     int rc = process_redo(w);
@@ -548,9 +590,24 @@ static int process_batch(ks_worker_t *w)
         w->txn_open = 1;
     }
     if (!w->scored) {
+        if (w->held && ks_now_mono_ns() < w->hold_until_ns)
+            return BATCH_HELD;
+        /* a held batch runs again from scratch: rows, arena and model reference */
+        ks_serving_release(w->batch.sv);
+        w->batch.sv = NULL;
         ks_batch_reset(&w->batch, w->n_msgs);
         if (!w->passthrough) {
             ks_stage_runner_run(w->runner, &w->batch);
+            if (w->batch.hold_ms > 0) {
+                ks_serving_release(w->batch.sv); /* a later stage may have taken none */
+                w->batch.sv = NULL;
+                w->hold_until_ns = ks_now_mono_ns() + w->batch.hold_ms * 1000000;
+                set_held(w, 1);
+                return BATCH_HELD;
+            }
+            if (w->held)
+                ks_info("%s: the held batch passed", w->kctx.name);
+            set_held(w, 0);
             ks_counter_add(w->p->metrics.batches, 1);
             ks_histogram_observe(w->p->metrics.batch_size, (double)w->n_msgs);
         }
@@ -674,8 +731,8 @@ static void drain_and_commit(ks_worker_t *w, const rd_kafka_topic_partition_list
     while (w->n_stash || w->n_msgs || w->n_redo) {
         take_stash(w);
         int rc = process_batch(w);
-        if (rc == KS_SINK_QUEUE_FULL && ks_now_mono_ns() < deadline_ns) {
-            serve_producer(w, 50);
+        if ((rc == KS_SINK_QUEUE_FULL || rc == BATCH_HELD) && ks_now_mono_ns() < deadline_ns) {
+            serve_producer(w, rc == BATCH_HELD ? 10 : 50);
             continue;
         }
         if (rc) /* out of time or fatal: these events stay uncommitted */
@@ -784,11 +841,13 @@ static void *worker_main(void *arg)
 
     w->last_commit_ns = ks_now_mono_ns();
     while (!atomic_load(&w->p->stop)) {
-        if (w->scored || w->n_redo) {
-            /* a batch (or a refused record) waits for room in the producer queue */
-            if (process_batch(w) == KS_SINK_QUEUE_FULL) {
+        if (w->scored || w->n_redo || w->held) {
+            /* a batch (or a refused record) waits for room in the producer
+             * queue, or a stage held the batch */
+            int rc = process_batch(w);
+            if (rc == KS_SINK_QUEUE_FULL || rc == BATCH_HELD) {
                 set_paused(w, 1);
-                serve_producer(w, 50);
+                serve_producer(w, rc == BATCH_HELD ? 10 : 50);
                 serve_consumer(w);
             }
         } else {
@@ -799,7 +858,8 @@ static void *worker_main(void *arg)
         /* serve deliveries, resume when the queue has drained */
         serve_producer(w, 0);
         ks_gauge_set(w->queue_depth, (double)rd_kafka_outq_len(w->producer));
-        if (w->paused && !w->scored && rd_kafka_outq_len(w->producer) < w->queue_max / 2)
+        if (w->paused && !w->scored && !w->held &&
+            rd_kafka_outq_len(w->producer) < w->queue_max / 2)
             set_paused(w, 0);
         if (ks_now_mono_ns() - w->last_commit_ns >= commit_ns)
             commit(w, 0, 0);

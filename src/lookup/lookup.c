@@ -856,6 +856,15 @@ static void take_reply(ks_lookups_t *t, lk_t *l, uint32_t s, const redisReply *r
     ks_json_free(doc);
 }
 
+/* An error reply about the server's state rather than the key's data
+ * (-LOADING while a restarted Redis reads its dump, -BUSY, -MASTERDOWN,
+ * -TRYAGAIN...): Redis cannot serve the key now, so its values are degraded
+ * (and a required lookup waits), not malformed. WRONGTYPE is about the data. */
+static int server_busy(const redisReply *rep)
+{
+    return rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) != 0;
+}
+
 static void degrade(ks_lookups_t *t, lk_t *l, uint32_t s)
 {
     set_slot(t, l, s, (set_defaults(l->d, t->scratch), t->scratch));
@@ -933,7 +942,11 @@ static void exchange(ks_lookups_t *t, size_t si, int64_t now_ms)
                 continue;
             l->slots[s].pending = 0;
             if (ok) {
-                take_reply(t, l, (uint32_t)s, t->replies[r], now_ms);
+                const redisReply *rep = t->replies[r];
+                if (server_busy(rep)) /* e.g. -LOADING after a restart */
+                    degrade(t, l, (uint32_t)s);
+                else
+                    take_reply(t, l, (uint32_t)s, rep, now_ms);
                 ks_redis_reply_free(t->replies[r++]);
             } else {
                 degrade(t, l, (uint32_t)s);

@@ -23,8 +23,8 @@
  *   found, field absent/null, or key absent      the field's default (not degraded)
  *   found, malformed value (bad JSON, wrong type, over max_value_bytes)
  *                           the default; counted (kscore_lookup_malformed_total)
- *   Redis failed / timed out / breaker open
- *                           the default, and the key is *degraded*: the rows
+ *   Redis failed / timed out / breaker open / an error reply about the server
+ *   (-LOADING, -BUSY...)    the default, and the key is *degraded*: the rows
  *                           using it say so in their output ("degraded")
  *
  * Life cycle: ks_lookup_parse at config load (main thread), a read-only

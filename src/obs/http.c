@@ -306,7 +306,11 @@ int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out)
         REASON("shutting down");
     if (fatal)
         REASON("a worker hit an unrecoverable Kafka error");
-    int ready = model_ok && parts_ok && brokers_ok && !stopping && !fatal;
+    const char *hold_why = NULL;
+    int holding = ks_status_holding(p, &hold_why);
+    if (holding)
+        REASON("%s: consumption paused on %d worker(s)", hold_why, holding);
+    int ready = model_ok && parts_ok && brokers_ok && !stopping && !fatal && !holding;
 
     ks_buf_printf(out, "{\"ready\":%s,\"checks\":{\"model_loaded\":{\"ok\":%s",
                   ready ? "true" : "false", model_ok ? "true" : "false");
@@ -321,8 +325,9 @@ int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out)
         ks_buf_puts(out, ",\"detail\":");
         ks_buf_json_string(out, bwhy.data, bwhy.len);
     }
-    ks_buf_printf(out, "},\"running\":{\"ok\":%s}},\"reasons\":[",
-                  !stopping && !fatal ? "true" : "false");
+    ks_buf_printf(out, "},\"running\":{\"ok\":%s},\"not_held\":{\"ok\":%s,"
+                       "\"workers_holding\":%d}},\"reasons\":[",
+                  !stopping && !fatal ? "true" : "false", holding ? "false" : "true", holding);
     if (reasons.len)
         ks_buf_append(out, reasons.data, reasons.len);
     ks_buf_puts(out, "]}");

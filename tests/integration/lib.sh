@@ -10,7 +10,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KSCORE=${KSCORE_BIN:-$ROOT/build/kscore}
-BROKERS=${KSCORE_BROKERS:-127.0.0.1:9092}
+# the broker scripts/kafka runs (KSCORE_KAFKA_DIR/KSCORE_KAFKA_PORT pick which)
+BROKERS=${KSCORE_BROKERS:-$("$ROOT/scripts/kafka" bootstrap 2>/dev/null || echo 127.0.0.1:9092)}
 RUN_ID=${RUN_ID:-$(date +%s)$$}
 TEST_NAME=$(basename "$0" .sh)
 WORK=$ROOT/tests/out/$TEST_NAME
@@ -246,4 +247,99 @@ prom_value() {
         elif (.data.result | length) == 0 then "none"
         elif .data.resultType == "scalar" then .data.result[1]
         else .data.result[0].value[1] end'
+}
+
+# ---- Redis (feature-store lookups) ---------------------------------------
+
+# redis_start : starts a private redis-server (Debian's) on a free loopback
+# port (REDIS_PORT, kept across restarts), waits (bounded) for PING; sets
+# REDIS_PID and REDIS_URL. The EXIT trap kills it like every process here.
+REDIS_PORT=
+redis_start() {
+    command -v redis-server >/dev/null || fail "redis-server not found (scripts/deps installs it)"
+    [ -n "$REDIS_PORT" ] || REDIS_PORT=$(free_port)
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+    local i
+    for i in $(seq 200); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+        kill -0 "$REDIS_PID" 2>/dev/null || fail "redis-server exited: $(tail -3 "$WORK/redis/redis.log")"
+        sleep 0.05
+    done
+    fail "redis-server on $REDIS_PORT did not answer within 10 s"
+}
+
+# redis_kill : SIGKILLs our redis-server and waits for it (its data is gone).
+redis_kill() {
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+}
+
+# rcli ARGS... : redis-cli against our server.
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# profiles_load N : SETs features:u0..u(N-1) to a JSON profile derived from the
+# user number (one pipelined redis-cli --pipe); profile_of U prints it.
+profile_of() { printf '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' $(($1 % 97)) $(($1 % 1000)) $(($1 % 7)); }
+profiles_load() {
+    python3 - "$1" <<'PY' | rcli --pipe >"$WORK/redis-load.log" 2>&1 || fail "loading profiles into Redis failed"
+import sys
+out = sys.stdout
+def cmd(*a):
+    out.write("*%d\r\n" % len(a))
+    for x in a:
+        b = x.encode()
+        out.write("$%d\r\n" % len(b)); out.write(x + "\r\n")
+for u in range(int(sys.argv[1])):
+    cmd("SET", "features:u%d" % u,
+        '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' % (u % 97, u % 1000, u % 7))
+PY
+    [ "$(rcli dbsize)" -ge "$1" ] || fail "Redis holds $(rcli dbsize) keys, expected $1"
+}
+
+# lookup_pipeline FILE URL [REQUIRED] [TTL_MS] : the fraud example with a
+# `profile` lookup of features:{user_id} (3 fields with defaults -1, -2,
+# "unknown") whose values are carried to every output record as
+# "profile.tx_count_1h", "profile.avg_amount_1h", "profile.segment".
+# timeout_ms is 1000: these tests check values and outages, and the machine
+# they share may stall a round trip well past the usual 20 ms (a dead Redis
+# refuses connections at once, so outages are still seen at once).
+lookup_pipeline() {
+    sed -e "s|^  path: model.json|  path: $ROOT/examples/fraud/model.json|" \
+        -e 's|^  carry_fields: \[user_id, amount\]|  carry_fields: [user_id, amount, profile.tx_count_1h, profile.avg_amount_1h, profile.segment]|' \
+        "$EXAMPLE" >"$1"
+    grep -q 'profile.segment' "$1" || fail "lookup_pipeline: the example's output section changed"
+    cat >>"$1" <<YAML
+
+lookups:
+  - name: profile
+    redis: {url: "$2", timeout_ms: 1000}
+    key: "features:{user_id}"
+    type: json
+    fields:
+      tx_count_1h:   {type: number, default: -1}
+      avg_amount_1h: {type: number, default: -2}
+      segment:       {type: string, default: unknown}
+    cache: {ttl_ms: ${4:-5000}, max_entries: 100000}
+    breaker: {failures: 2, cooldown_ms: 300}
+    required: ${3:-false}
+YAML
+}
+
+# check_profiles FILE : every record's profile.* values equal the profile of
+# its user (users u<N> with a profile in Redis) unless the record is degraded;
+# prints "<records> <degraded> <wrong>".
+check_profiles() {
+    jq -r '[.user_id, .["profile.tx_count_1h"], .["profile.avg_amount_1h"], .["profile.segment"], (.degraded // [] | join(","))] | @tsv' "$1" |
+        awk -F'\t' '{
+            n++
+            if ($5 == "profile") { d++; if ($2 != -1 || $3 != -2 || $4 != "unknown") w++; next }
+            if ($5 != "") { w++; next }
+            u = substr($1, 2) + 0
+            if ($2 != u % 97 || $3 != (u % 1000) + 0.25 || $4 != "seg" (u % 7)) w++
+        } END { print n + 0, d + 0, w + 0 }'
 }

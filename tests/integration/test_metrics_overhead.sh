@@ -38,7 +38,7 @@ cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$ROOT/src" -I"$ROOT/include" \
     fail "cannot compile the metrics stub"
 # shellcheck disable=SC2046
 cc -o "$OFF" "$MAIN_O" "$WORK/metrics_off_stub.o" "$TOOLS_A" "$LIB_A" \
-    $(pkg-config --libs rdkafka yaml-0.1 libmicrohttpd) -lpthread -lm >"$WORK/link.log" 2>&1 ||
+    $(pkg-config --libs rdkafka yaml-0.1 libmicrohttpd hiredis) -lpthread -lm >"$WORK/link.log" 2>&1 ||
     fail "cannot link the metrics-off binary (does the stub define every symbol of base/metrics.c?): $(head -3 "$WORK/link.log")"
 "$OFF" version >/dev/null || fail "the metrics-off binary does not run"
 

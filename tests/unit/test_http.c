@@ -322,6 +322,21 @@ static void test_server(void)
     reply_free(&r);
     ks_kstats_broker_event(ks, 1, KS_KCLIENT_PRODUCER, 1);
 
+    /* a worker holding a batch (a required lookup without Redis): not ready,
+     * saying why; ready again when it passes */
+    atomic_store(&p->hold_reason, "waiting for the required lookup 'profile'");
+    atomic_store(&p->holding, 1);
+    r = request(port, "GET", "/readyz");
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_CONTAINS(r.body, "\"not_held\":{\"ok\":false,\"workers_holding\":1}");
+    CHECK_CONTAINS(r.body, "waiting for the required lookup 'profile': consumption paused on 1 "
+                           "worker(s)");
+    reply_free(&r);
+    atomic_store(&p->holding, 0);
+    r = request(port, "GET", "/readyz");
+    CHECK_EQ_INT(r.status, 200);
+    reply_free(&r);
+
     ks_counter_add(p->metrics.consumed, 5);
     ks_histogram_observe(p->metrics.end_to_end, 0.004);
     r = request(port, "GET", "/metrics");

@@ -16,9 +16,14 @@
  *                Redis was unavailable in b->degraded, which the encoder
  *                turns into "degraded": ["profile"]
  *
- * Redis never fails a row: no event is dead-lettered because of it.
- * `required: true` is parsed and kept on the definition; pausing consumption
- * until Redis answers needs the worker's backpressure (README, Lookups).
+ * Redis never fails a row: no event is dead-lettered because of it. A lookup
+ * with `required: true` is never served degraded: when any of its keys could
+ * not be read (Redis down or slow, breaker open) the stage holds the whole
+ * batch (engine/stage.h, "Holding a batch"), and the worker pauses
+ * consumption and runs the batch again every min(breaker.cooldown_ms, 250)
+ * ms until Redis answers. Values read meanwhile are cached, so a retry asks
+ * only for what is still missing; while the breaker is open a retry costs no
+ * Redis call.
  */
 #include "base/common.h"
 #include "base/log.h"
@@ -35,6 +40,7 @@ typedef struct lookups_conf {
     ks_lookup_def_t *defs;
     const ks_lookup_def_t **def_ptrs;
     const char **names;      /* per lookup: the "degraded" names */
+    char **hold_reason;      /* per required lookup: why a batch is held (readiness) */
     size_t n;
 } lookups_conf_t;
 
@@ -57,6 +63,9 @@ static void conf_free(void *p)
     free(c->defs);
     free(c->def_ptrs);
     free(c->names);
+    for (size_t i = 0; c->hold_reason && i < c->n; i++)
+        free(c->hold_reason[i]);
+    free(c->hold_reason);
     free(c);
 }
 
@@ -86,6 +95,7 @@ static int configure(struct ks_config *cfg, ks_node_t *root, void **out, char *e
     c->defs = ks_xcalloc(list->n_items ? list->n_items : 1, sizeof(ks_lookup_def_t));
     c->def_ptrs = ks_xcalloc(list->n_items ? list->n_items : 1, sizeof(*c->def_ptrs));
     c->names = ks_xcalloc(list->n_items ? list->n_items : 1, sizeof(char *));
+    c->hold_reason = ks_xcalloc(list->n_items ? list->n_items : 1, sizeof(char *));
     for (size_t i = 0; i < list->n_items; i++) {
         ks_lookup_def_t *d = &c->defs[i];
         c->n++;
@@ -110,6 +120,14 @@ static int configure(struct ks_config *cfg, ks_node_t *root, void **out, char *e
         }
         c->def_ptrs[i] = d;
         c->names[i] = d->name;
+        if (d->required && d->url) {
+            char where[300], why[512];
+            ks_redis_addr_str(&d->addr, where, sizeof(where));
+            snprintf(why, sizeof(why),
+                     "waiting for the required lookup '%s': Redis %s does not answer", d->name,
+                     where);
+            c->hold_reason[i] = ks_xstrdup(why);
+        }
     }
     if (c->n) { /* `lookups: []` is no lookup at all */
         *out = c;
@@ -176,6 +194,16 @@ static void run(void *p, ks_batch_t *b)
         }
     }
     ks_lookups_fetch(t->res);
+    for (size_t l = 0; l < nl; l++) {
+        const ks_lookup_def_t *d = &c->defs[l];
+        if (c->hold_reason[l] && ks_lookups_failed(t->res, l)) {
+            /* required: no row is served defaults; the batch waits for Redis */
+            long long ms = d->breaker_cooldown_ms < 250 ? d->breaker_cooldown_ms : 250;
+            b->hold_ms = ms > 0 ? ms : 1;
+            b->hold_reason = c->hold_reason[l];
+            return;
+        }
+    }
     for (size_t l = 0; l < nl; l++) {
         const ks_lookup_def_t *d = &c->defs[l];
         uint64_t degraded_rows = 0;
