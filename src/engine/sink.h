@@ -36,10 +36,9 @@ typedef struct ks_sink_env {
 } ks_sink_env_t;
 
 /* write() results besides KS_OK and KS_EKAFKA (fatal: logged, the pipeline
- * stops without committing the row) */
+ * stops without committing the row). A record-level refusal is not an error
+ * here: the sink dead-letters what it could not write (kafka/produce.h). */
 #define KS_SINK_QUEUE_FULL 1 /* the producer queue is full: write the row again later */
-#define KS_SINK_REROUTE    2 /* the row cannot be written here (record-level error):
-                                the sink failed it (ks_batch_fail); dead-letter it */
 
 typedef struct ks_sink_type {
     const char *name;

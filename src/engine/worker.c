@@ -73,8 +73,7 @@ enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, N_SINK
 
 /* process_batch: a stage held the batch; run it again at hold_until_ns. */
 #define BATCH_HELD 3
-_Static_assert(BATCH_HELD != KS_SINK_QUEUE_FULL && BATCH_HELD != KS_SINK_REROUTE &&
-                   BATCH_HELD != KS_EKAFKA,
+_Static_assert(BATCH_HELD != KS_SINK_QUEUE_FULL && BATCH_HELD != KS_EKAFKA,
                "process_batch's return codes must differ");
 
 /* A record the broker refused in a delivery report, to write again (as a
@@ -370,14 +369,18 @@ static void rewind_consumer(ks_worker_t *w, const rd_kafka_topic_partition_list_
     ks_counter_add(w->p->metrics.txn_aborts, 1);
 }
 
-/* Exactly-once: commits the open transaction with the offsets of every row
+/* Exactly-once: commits the open transaction with the offsets of the rows
  * written in it (between batches only), or aborts and rewinds. */
 static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
 {
     w->last_commit_ns = ks_now_mono_ns();
     if (!w->txn_open)
         return;
-    rd_kafka_topic_partition_list_t *list = ks_offsets_positions(w->offsets);
+    /* the offsets to commit are the acknowledged watermarks, as in
+     * at-least-once: a row dropped or held (never written) stops its
+     * partition's offset there. So deliver everything written first. */
+    rd_kafka_flush(w->producer, (int)((deadline_ns - ks_now_mono_ns()) / 1000000));
+    rd_kafka_topic_partition_list_t *list = ks_offsets_committable(w->offsets, 0);
     ks_txn_result_t res =
         ks_kafka_txn_commit(w->producer, w->consumer, list, deadline_ns, w->kctx.name);
     w->txn_open = 0;
@@ -414,7 +417,7 @@ static void txn_abort(ks_worker_t *w, const rd_kafka_topic_partition_list_t *los
 static void commit(ks_worker_t *w, int sync, int all)
 {
     if (w->eos) {
-        if (!w->scored && !w->n_redo) /* between batches only */
+        if (!w->n_msgs && !w->n_redo) /* between batches only (none held) */
             /* retriable errors (a coordinator moving) are retried for as long
              * as the broker keeps the transaction open; at shutdown, until
              * the deadline */
@@ -513,28 +516,44 @@ static void batch_release(ks_worker_t *w)
     set_held(w, 0);
 }
 
-/* Exactly-once: a row whose dead letter the broker refused before: its
- * dead letter again, cut to KS_DEAD_LETTER_TRUNCATED bytes. */
-static int write_truncated_dead_letter(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t token)
+/* Exactly-once: a row whose record the broker refused in an earlier,
+ * aborted attempt goes to the dead letters at once: a good row's output
+ * record (as the output sink and the delivery reports do), a failed row's
+ * input event; cut to KS_DEAD_LETTER_TRUNCATED bytes when its dead letter
+ * was refused too (level 2). */
+static int write_poisoned(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t token, int level)
 {
     const ks_event_t *ev = &b->ev[i];
     rd_kafka_headers_t *hdrs = NULL;
     if (ev->msg && rd_kafka_message_headers(ev->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = NULL;
+    const char *key = ev->key, *val = ev->value;
+    size_t key_len = ev->key_len, val_len = ev->len;
     ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY),
-                            "the broker refused this event's output record and its dead letter "
-                            "(earlier attempts' transactions aborted)",
-                            "dead_letter", ev->topic, ev->partition, ev->offset, 1};
-    rd_kafka_resp_err_t err = ks_kafka_produce_dead_letter(
-        w->producer, w->dlq_rkt, ev->key, ev->key_len, ev->value, ev->len, hdrs, &why, token);
+                            "the broker refused this event's output record (an earlier "
+                            "attempt's transaction aborted)",
+                            "output", ev->topic, ev->partition, ev->offset, level >= 2};
+    ks_errclass_t cls = KS_ERRCLASS_DELIVERY;
+    if (ks_batch_ok(b, i)) {
+        const char *k = ks_batch_key(b, i, &key_len);
+        key = k ? k : ev->key;
+        key_len = k ? key_len : ev->key_len;
+        val = ks_batch_record(b, i, &val_len);
+    } else {
+        cls = b->err[i];
+        why = (ks_dead_letter_t){ks_errclass_name(cls), b->errmsg[i],
+                                 b->err_stage[i] ? b->err_stage[i] : "decode", ev->topic,
+                                 ev->partition, ev->offset, 1};
+    }
+    rd_kafka_resp_err_t err = ks_kafka_produce_dead_letter(w->producer, w->dlq_rkt, key, key_len,
+                                                           val, val_len, hdrs, &why, token);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return KS_SINK_QUEUE_FULL;
     if (err) {
-        ks_error("%s: cannot produce a truncated dead letter: %s", w->kctx.name,
-                 rd_kafka_err2str(err));
+        ks_error("%s: cannot produce a dead letter: %s", w->kctx.name, rd_kafka_err2str(err));
         return KS_EKAFKA;
     }
-    ks_counter_add(w->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY], 1);
+    ks_counter_add(w->p->metrics.dead_lettered[cls], 1);
     return KS_OK;
 }
 
@@ -548,23 +567,18 @@ static int write_row(ks_worker_t *w, size_t i)
         return KS_OK; /* its partition was revoked: the new owner has it */
     if (w->passthrough)
         return w->sink[SINK_PASSTHROUGH]->write(w->sink_ctx[SINK_PASSTHROUGH], b, i, token);
-    const ks_event_t *ev = &b->ev[i];
-    poison_t *poison = w->n_poison ? find_poison(w, ev->topic, ev->partition, ev->offset) : NULL;
-    if (poison && poison->level >= 2)
-        return write_truncated_dead_letter(w, b, i, token);
-    if (poison && ks_batch_ok(b, i))
-        ks_batch_fail(b, i, KS_ERRCLASS_DELIVERY, "output",
-                      "the broker refused this event's output record (an earlier attempt's "
-                      "transaction aborted)");
-    if (ks_batch_ok(b, i)) {
-        rc = w->sink[SINK_OUTPUT]->write(w->sink_ctx[SINK_OUTPUT], b, i, token);
-        if (rc == KS_OK && w->sink_ctx[SINK_FEATURE_LOG])
-            w->sink[SINK_FEATURE_LOG]->write(w->sink_ctx[SINK_FEATURE_LOG], b, i, 0);
-        if (rc != KS_SINK_REROUTE)
-            return rc;
-        /* the output sink failed the row: it goes to the dead letters */
+    if (w->n_poison) {
+        const ks_event_t *ev = &b->ev[i];
+        poison_t *poison = find_poison(w, ev->topic, ev->partition, ev->offset);
+        if (poison && (ks_batch_ok(b, i) || poison->level >= 2))
+            return write_poisoned(w, b, i, token, poison->level);
     }
-    return w->sink[SINK_DEAD_LETTER]->write(w->sink_ctx[SINK_DEAD_LETTER], b, i, token);
+    if (!ks_batch_ok(b, i))
+        return w->sink[SINK_DEAD_LETTER]->write(w->sink_ctx[SINK_DEAD_LETTER], b, i, token);
+    rc = w->sink[SINK_OUTPUT]->write(w->sink_ctx[SINK_OUTPUT], b, i, token);
+    if (rc == KS_OK && w->sink_ctx[SINK_FEATURE_LOG])
+        w->sink[SINK_FEATURE_LOG]->write(w->sink_ctx[SINK_FEATURE_LOG], b, i, 0);
+    return rc;
 }
 
 /* Scores the gathered batch (once) and writes its rows from where the last

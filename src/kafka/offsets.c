@@ -4,9 +4,12 @@
  *
  * Each partition has a ring of in-flight entries {offset, done} in consumption
  * order; entry k has sequence number head_seq + k. A token packs
- * {tracker slot (12 bits), slot generation (12 bits), sequence (40 bits)}, so
+ * {tracker slot (12 bits), slot generation (20 bits), sequence (32 bits)}, so
  * an acknowledgement finds its entry in O(1) without any pointer into memory
- * that may have moved or been freed.
+ * that may have moved or been freed. A slot whose generation would wrap is
+ * retired instead of reused, so a report from a long-gone assignment can
+ * never acknowledge a current event; the sequence may wrap (it is compared
+ * modulo 2^32 within the at most 2^32 - 1 events in flight).
  */
 #include "kafka/offsets.h"
 #include "base/common.h"
@@ -15,8 +18,8 @@
 #include <string.h>
 
 #define SLOT_BITS 12
-#define GEN_BITS  12
-#define SEQ_BITS  40
+#define GEN_BITS  20
+#define SEQ_BITS  32
 /* a token stores slot + 1 (0 is never a token) in SLOT_BITS bits: the last
  * index must still fit, or the token would wrap into the generation bits */
 #define MAX_SLOTS ((1u << SLOT_BITS) - 1)
@@ -30,6 +33,7 @@ typedef struct entry {
 
 typedef struct track {
     int active;
+    int retired;          /* its generations are used up: never assigned again */
     char *topic;
     int32_t partition;
     uint32_t gen;
@@ -61,7 +65,8 @@ static void track_clear(track_t *t)
     t->ring = NULL;
     t->cap = t->head = t->count = 0;
     t->active = 0;
-    t->gen = (t->gen + 1) & ((1u << GEN_BITS) - 1);
+    if (++t->gen == (1u << GEN_BITS))
+        t->retired = 1;
 }
 
 void ks_offsets_free(ks_offsets_t *o)
@@ -97,7 +102,7 @@ static track_t *assign(ks_offsets_t *o, const char *topic, int32_t partition)
     if (t)
         return t;
     size_t i;
-    for (i = 0; i < o->n_slots && o->slots[i].active; i++)
+    for (i = 0; i < o->n_slots && (o->slots[i].active || o->slots[i].retired); i++)
         ;
     if (i == o->n_slots) {
         if (o->n_slots == MAX_SLOTS)
@@ -236,20 +241,6 @@ rd_kafka_topic_partition_list_t *ks_offsets_committable(ks_offsets_t *o, int all
         if (!list)
             list = rd_kafka_topic_partition_list_new(8);
         rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = w;
-    }
-    return list;
-}
-
-rd_kafka_topic_partition_list_t *ks_offsets_positions(ks_offsets_t *o)
-{
-    rd_kafka_topic_partition_list_t *list = NULL;
-    for (size_t i = 0; i < o->n_slots; i++) {
-        track_t *t = &o->slots[i];
-        if (!t->active || t->next_offset < 0 || t->next_offset == t->committed)
-            continue;
-        if (!list)
-            list = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = t->next_offset;
     }
     return list;
 }

@@ -48,10 +48,6 @@ int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp);
 /* Returns a list of (topic, partition, watermark) for partitions whose
  * watermark moved since the last ks_offsets_committed() (all of them when
  * `all` is set), or NULL if there is nothing to commit. Caller destroys it. */
-/* Exactly-once: each partition's position (last event tracked + 1) where it
- * moved since the last commit: what a transaction that holds every tracked
- * event's output commits. NULL when none moved; the caller destroys it. */
-rd_kafka_topic_partition_list_t *ks_offsets_positions(ks_offsets_t *o);
 /* Exactly-once, after an aborted transaction: where each partition must be
  * consumed again from (the last committed offset, or the first offset
  * tracked since assignment). NULL when none; the caller destroys it. */

@@ -10,9 +10,12 @@
 
 int ks_kafka_err_is_record_level(rd_kafka_resp_err_t err)
 {
+    /* INVALID_MSG is CORRUPT_MESSAGE: what brokers before 2.4 answer for a
+     * keyless record on a compacted topic */
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
            err == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
-           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG;
 }
 
 rd_kafka_resp_err_t ks_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,

@@ -5,6 +5,8 @@
  * Dead letters keep the original key, value and headers and add
  *   __kscore.errors.class      deserialization | missing_field | type_mismatch |
  *                              feature | inference | delivery
+ * (class delivery: the value is the output record that could not be
+ * written, not the input event)
  *   __kscore.errors.message    a sentence
  *   __kscore.errors.stage      the stage (or sink) that failed the event
  *   __kscore.errors.topic, .partition, .offset   where the event came from

@@ -1,10 +1,12 @@
 /*
  * output.c - sink "output": a good row's record (stage encode) to
  * output.topic, keyed by the id field's text or else the input record's key,
- * with the input record's headers. A record the producer refuses as too
- * large (message.max.bytes) fails the row (class "delivery") for the
- * dead-letter sink; the delivery report of one the broker refuses is
- * handled by the worker the same way.
+ * with the input record's headers. A record refused for itself (too large
+ * for message.max.bytes, invalid: kafka/produce.h) goes to the dead-letter
+ * topic instead, class "delivery", stage "output", truncated if need be: the
+ * dead letter's value is the output record (the input event stays in its
+ * topic, at the offset the headers name). The worker does the same with a
+ * record the broker refuses in a delivery report.
  */
 #include "base/common.h"
 #include "base/log.h"
@@ -16,7 +18,8 @@
 
 typedef struct output {
     rd_kafka_t *producer;
-    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_t *rkt, *dlq_rkt;
+    ks_counter_t *dead_lettered;
     char name[32];
 } output_t;
 
@@ -26,6 +29,8 @@ static int output_init(const ks_sink_env_t *env, void **ctx, char *errbuf, size_
     o->producer = env->producer;
     snprintf(o->name, sizeof(o->name), "worker-%d", env->worker);
     o->rkt = rd_kafka_topic_new(env->producer, env->p->cfg->output_topic, NULL);
+    o->dlq_rkt = rd_kafka_topic_new(env->producer, env->p->cfg->dlq_topic, NULL);
+    o->dead_lettered = env->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY];
     *ctx = o;
     if (!o->rkt)
         return ks_err(errbuf, errsize, KS_EKAFKA, "output.topic %s: %s", env->p->cfg->output_topic,
@@ -55,8 +60,19 @@ static int output_write(void *ctx, ks_batch_t *b, size_t i, uint64_t token)
         char msg[256];
         snprintf(msg, sizeof(msg), "the output record (%zu bytes) cannot be produced to %s: %s",
                  rec_len, rd_kafka_topic_name(o->rkt), rd_kafka_err2str(err));
-        ks_batch_fail(b, i, KS_ERRCLASS_DELIVERY, "output", msg);
-        return KS_SINK_REROUTE;
+        rd_kafka_headers_t *hdrs = NULL;
+        if (ev->msg && rd_kafka_message_headers(ev->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            hdrs = NULL;
+        ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY), msg, "output", ev->topic,
+                                ev->partition, ev->offset, 0};
+        err = ks_kafka_produce_dead_letter(o->producer, o->dlq_rkt, key, key_len, rec, rec_len,
+                                           hdrs, &why, token);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ks_counter_add(o->dead_lettered, 1);
+            return KS_OK;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return KS_SINK_QUEUE_FULL;
     }
     ks_error("%s: cannot produce to %s: %s", o->name, rd_kafka_topic_name(o->rkt),
              rd_kafka_err2str(err));
@@ -70,6 +86,8 @@ static void output_free(void *ctx)
         return;
     if (o->rkt)
         rd_kafka_topic_destroy(o->rkt);
+    if (o->dlq_rkt)
+        rd_kafka_topic_destroy(o->dlq_rkt);
     free(o);
 }
 
