@@ -97,6 +97,44 @@ end_offsets() {
         awk '$NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
 }
 
+# partition_end_offsets TOPIC : one "PARTITION END" line per partition.
+partition_end_offsets() {
+    local parts args=() p
+    parts=$(kcat -b "$BROKERS" -L -t "$1" 2>/dev/null |
+        awk '$1 == "partition" { sub(",", "", $2); print $2 }') || fail "cannot list $1"
+    for p in $parts; do args+=(-t "$1:$p:-1"); done
+    [ ${#args[@]} -gt 0 ] || fail "topic $1 has no partitions"
+    kcat -b "$BROKERS" -Q "${args[@]}" 2>/dev/null |
+        awk '$NF ~ /^-?[0-9]+$/ { p = $0; sub(/.* \[/, "", p); sub(/\].*/, "", p); print p, $NF }' |
+        sort -n
+}
+
+# group_offsets GROUP TOPIC : one "PARTITION COMMITTED END" line per partition
+# of TOPIC, COMMITTED "-" where the group has committed nothing (from
+# ConsumerGroupCommand --describe; its table is also saved in $WORK).
+group_offsets() {
+    local out
+    out=$("$ROOT/scripts/kafka" run-class org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+        --bootstrap-server "$BROKERS" --describe --group "$1" 2>/dev/null) || fail "cannot describe group $1"
+    echo "$out" >"$WORK/group-$1.txt"
+    partition_end_offsets "$2" | while read -r p end; do
+        c=$(echo "$out" | awk -v t="$2" -v p="$p" '$2 == t && $3 == p { print $4 }' | head -1)
+        echo "$p ${c:--} $end"
+    done
+}
+
+# check_committed_at_end GROUP TOPIC : fails unless every partition of TOPIC
+# has a committed offset for GROUP equal to its end offset.
+check_committed_at_end() {
+    local rows bad
+    rows=$(group_offsets "$1" "$2")
+    bad=$(echo "$rows" | awk '$2 != $3')
+    [ -n "$rows" ] || fail "no partitions found for $2"
+    [ -z "$bad" ] || fail "group $1 on $2: committed offsets differ from end offsets (partition committed end):
+$bad
+(all: $(echo "$rows" | tr '\n' ';'))"
+}
+
 # wait_for WHAT N TIMEOUT_S PAUSE_S CMD... : until CMD prints a number >= N;
 # fails naming WHAT and the last value seen.
 wait_for() {
