@@ -1,7 +1,9 @@
 /*
  * output.c - sink "output": a good row's record (stage encode) to
  * output.topic, keyed by the id field's text or else the input record's key,
- * with the input record's headers. A record the producer refuses as too
+ * with the input record's headers. While the worker holds the batch's
+ * record buffer (b->recs_hold) the record is produced from it without a
+ * copy and takes a reference on it (kafka/payloads.h). A record the producer refuses as too
  * large (message.max.bytes) fails the row (class "delivery") for the
  * dead-letter sink; the delivery report of one the broker refuses is
  * handled by the worker the same way.
@@ -10,6 +12,7 @@
 #include "base/log.h"
 #include "engine/pipeline.h"
 #include "engine/sink.h"
+#include "kafka/payloads.h"
 #include "kafka/produce.h"
 
 #include <stdlib.h>
@@ -44,11 +47,17 @@ static int output_write(void *ctx, ks_batch_t *b, size_t i, uint64_t token)
         key = ev->key;
         key_len = ev->key_len;
     }
+    rd_kafka_headers_t *hdrs = ks_kafka_headers_copy(ev->msg, 0);
     rd_kafka_resp_err_t err =
-        ks_kafka_produce(o->producer, o->rkt, RD_KAFKA_PARTITION_UA, key, key_len, rec, rec_len,
-                         ks_kafka_headers_copy(ev->msg, 0), token);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        b->recs_hold ? ks_kafka_produce_held(o->producer, o->rkt, RD_KAFKA_PARTITION_UA, key,
+                                             key_len, rec, rec_len, hdrs, token)
+                     : ks_kafka_produce(o->producer, o->rkt, RD_KAFKA_PARTITION_UA, key, key_len,
+                                        rec, rec_len, hdrs, token);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (b->recs_hold)
+            ks_payloads_ref(b->recs_hold);
         return KS_OK;
+    }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return KS_SINK_QUEUE_FULL;
     if (ks_kafka_err_is_record_level(err)) {
