@@ -98,7 +98,7 @@ static void test_nothing_in_flight_keeps_memory(void)
 static void test_random_interleaving(void)
 {
     enum { BATCHES = 400, MAXN = 40 };
-    typedef struct { const char *p; size_t len; int batch; char text[16]; } flight_t;
+    typedef struct { const char *p; size_t len; int batch; char text[48]; } flight_t;
     flight_t *fl = calloc(BATCHES * MAXN, sizeof(*fl));
     size_t n_fl = 0;
     ks_payloads_t *pl = ks_payloads_new();
