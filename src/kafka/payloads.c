@@ -7,8 +7,6 @@
 
 #include <stdlib.h>
 
-#define SPARE_MAX 8 /* buffers kept for reuse; more in flight are freed when done */
-
 struct ks_payload_block {
     char *data;
     size_t len, cap;
@@ -22,8 +20,12 @@ struct ks_payloads {
     ks_payload_block_t *head, *tail; /* held, oldest first */
     ks_payload_block_t *free_blocks; /* linked by next */
     size_t n_held;
-    ks_buf_t spare[SPARE_MAX];
-    size_t n_spare;
+    /* memory of finished blocks, for the next batch's records: all of it is
+     * kept (at most as many buffers as were ever in flight at once), since a
+     * batch's records (100+ kB) exceed malloc's mmap threshold, and a fresh
+     * buffer per batch would cost an mmap and a page fault per 4 kB */
+    ks_buf_t *spare;
+    size_t n_spare, spare_cap;
 };
 
 ks_payloads_t *ks_payloads_new(void)
@@ -89,10 +91,11 @@ int ks_payloads_release(ks_payloads_t *pl, const rd_kafka_message_t *m, int64_t 
             continue;
         *produce_ns = blk->produce_ns;
         if (--blk->refs == 0) { /* ended, and this was its last record */
-            if (pl->n_spare < SPARE_MAX)
-                pl->spare[pl->n_spare++] = (ks_buf_t){blk->data, 0, blk->cap};
-            else
-                free(blk->data);
+            if (pl->n_spare == pl->spare_cap) {
+                pl->spare_cap = pl->spare_cap ? 2 * pl->spare_cap : 16;
+                pl->spare = ks_xrealloc(pl->spare, pl->spare_cap * sizeof(*pl->spare));
+            }
+            pl->spare[pl->n_spare++] = (ks_buf_t){blk->data, 0, blk->cap};
             unlink_block(pl, blk);
         }
         return 1;
@@ -124,5 +127,6 @@ void ks_payloads_free(ks_payloads_t *pl)
     }
     for (size_t i = 0; i < pl->n_spare; i++)
         free(pl->spare[i].data);
+    free(pl->spare);
     free(pl);
 }

@@ -15,7 +15,8 @@
  * The block's memory is reused (for a later batch's records) when the batch
  * has ended and every record's report has arrived; until then `recs` gets
  * memory of its own, recycled from earlier blocks, so the steady state
- * allocates nothing. The offsets token stays the message's opaque: the block
+ * allocates nothing (the pool keeps as many buffers as were ever in flight
+ * at once: queue.buffering.max.messages / batch size at most). The offsets token stays the message's opaque: the block
  * is found from the payload address (reports arrive about in produce order,
  * and the oldest block is looked at first).
  *

@@ -1,7 +1,8 @@
 /*
  * encode.c - stage "encode": the output record of every good row, JSON, all
  * of a batch's records back to back in one buffer (one clock read for the
- * batch's prediction_time and latency_ms):
+ * batch's prediction_time and latency_ms, and prediction_time formatted once
+ * per batch):
  *
  *   {"id":..., <carry fields>, "prediction":..., "probabilities":{...},
  *    "score":..., "confidence":..., "label":..., "degraded":[...],
@@ -115,7 +116,8 @@ static void encode_compact(ks_buf_t *b, const ks_serving_t *sv, const double *o)
 
 /* Appends event i's record to b; its key is either a pointer into the event
  * (string ids) or an offset into b (numeric ids), see ks_batch_key. */
-static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int compact)
+static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int compact,
+                       const ks_buf_t *prediction_time)
 {
     const struct ks_config *cfg = p->cfg;
     const ks_model_t *m = s->sv->model;
@@ -170,7 +172,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
         ks_buf_putc(b, '"');
     }
     ks_buf_puts(b, ",\"prediction_time\":\"");
-    ks_buf_iso8601_ms(b, s->now_ms);
+    ks_buf_append(b, prediction_time->data, prediction_time->len);
     ks_buf_puts(b, "\",\"latency_ms\":");
     double lat = (double)(s->now_ns - ev[i].recv_ns) / 1e6;
     ks_buf_fixed3(b, lat < 0 ? 0 : lat);
@@ -181,6 +183,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
 typedef struct encode_thread {
     const struct ks_pipeline *p;
     int compact; /* output.format: compact */
+    ks_buf_t prediction_time; /* the batch's, formatted */
 } encode_thread_t;
 
 static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *errbuf,
@@ -195,17 +198,21 @@ static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx,
 
 static void encode_run(void *tctx, ks_batch_t *b)
 {
-    const encode_thread_t *t = tctx;
+    encode_thread_t *t = tctx;
     b->now_ns = ks_now_mono_ns();
     b->now_ms = ks_now_wall_ms();
+    ks_buf_reset(&t->prediction_time);
+    ks_buf_iso8601_ms(&t->prediction_time, b->now_ms);
     for (size_t i = 0; i < b->n; i++)
         if (ks_batch_ok(b, i))
-            encode_one(t->p, b, i, t->compact);
+            encode_one(t->p, b, i, t->compact, &t->prediction_time);
 }
 
 static void encode_thread_free(void *tctx)
 {
-    free(tctx);
+    encode_thread_t *t = tctx;
+    ks_buf_free(&t->prediction_time);
+    free(t);
 }
 
 const ks_stage_type_t ks_stage_encode = {
