@@ -33,6 +33,7 @@
 #include "decode/value.h"
 
 struct ks_serving;
+struct ks_payload_block;
 
 /* One event entering a batch. `value` and `key` point into the input record
  * (or the offline line), which outlives the batch's use of it. */
@@ -71,6 +72,9 @@ typedef struct ks_batch {
     size_t out_cap;
 
     ks_buf_t recs;             /* output records, back to back */
+    struct ks_payload_block *recs_hold; /* set by the worker while the records
+                                  are produced without copying: each one
+                                  produced takes a reference (kafka/payloads.h) */
     size_t *rec_off, *rec_len; /* per row: its record in recs */
     const char **key_ptr;      /* per row: the record key in the event (string id) */
     size_t *key_off, *key_len; /* ... or in recs (numeric id; SIZE_MAX = none) */

@@ -39,6 +39,11 @@ static const ks_config_key_t config_keys[] = {
      "(default: the input record's key is reused)."},
     {"output.carry_fields", KS_CONF_STRLIST, KS_CONF_OFF(output_carry_fields), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
      "Input fields copied into each prediction record."},
+    {"output.format", KS_CONF_ENUM, KS_CONF_OFF(output_format), KS_CONF_NOHAS, 0, "full", 0, 0, "full|compact",
+     "full: the whole prediction record (README, \"Output records\"). compact: only \"id\", "
+     "\"score\" (binary classifiers) or \"prediction\" (others), and \"model_version\": "
+     "for throughput-bound consumers; output.carry_fields and output.threshold are then not "
+     "written."},
     {"output.threshold", KS_CONF_DOUBLE, KS_CONF_OFF(output_threshold), KS_CONF_OFF(output_has_threshold), 0, NULL, 0,
      0, NULL, "Binary classifiers: adds \"label\": score >= threshold to each record."},
     {"dead_letter.topic", KS_CONF_STRING, KS_CONF_OFF(dlq_topic), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,

@@ -78,6 +78,7 @@ struct ks_config {
     char *output_topic;
     char *output_id_field;
     ks_strlist_t output_carry_fields;
+    char *output_format;       /* "full" | "compact" */
     double output_threshold;
     int output_has_threshold;
 

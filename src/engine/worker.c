@@ -10,7 +10,9 @@
  *   2. run the stages over the batch (engine/stage.h: no I/O);
  *   3. write each row to one sink (engine/sink.h): its record to the output
  *      topic, or the input record with error headers to the dead-letter
- *      topic; each carries an offsets token as its opaque;
+ *      topic; each carries an offsets token as its opaque. Output records
+ *      are produced without copying, from the batch's record buffer, which
+ *      is held until their last delivery report (kafka/payloads.h);
  *   4. delivery reports (served by rd_kafka_poll on this thread) acknowledge
  *      tokens; every commit.interval_ms the per-partition watermarks of
  *      acknowledged offsets are committed (kafka/offsets.h, kafka/group.h).
@@ -58,6 +60,7 @@
 #include "engine/sink.h"
 #include "kafka/group.h"
 #include "kafka/offsets.h"
+#include "kafka/payloads.h"
 #include "kafka/produce.h"
 #include "kafka/txn.h"
 #include "kscore/kscore.h"
@@ -112,6 +115,7 @@ typedef struct ks_worker {
     void *sink_ctx[N_SINKS];
 
     ks_batch_t batch;           /* the batch in hand; its rows are msgs[] */
+    ks_payloads_t *payloads;    /* record buffers held for their delivery reports */
     rd_kafka_message_t **msgs;
     uint64_t *tokens;           /* per row; 0 = dropped (partition revoked) */
     size_t n_msgs, cap;
@@ -127,6 +131,7 @@ typedef struct ks_worker {
 
     int close_abandoned;        /* leaving the group timed out: destroy without closing */
     int64_t serve_now_ms;       /* wall clock when delivery reports are being served */
+    int64_t serve_now_ns;       /* the same, monotonic */
     ks_gauge_t *queue_depth;
     rd_kafka_topic_partition_list_t *assignment;
     int paused;
@@ -152,13 +157,14 @@ static void on_fatal(void *owner, const char *why)
 
 /* ---- delivery reports ------------------------------------------------- */
 
-/* Serves delivery reports; they read the wall clock from serve_now_ms (one
- * clock read per call, not one per acknowledged record). */
+/* Serves delivery reports; they read the clocks from serve_now_ms/_ns (one
+ * read per call, not one per acknowledged record). */
 static void serve_producer(ks_worker_t *w, int timeout_ms)
 {
     int waited = 0;
     do { /* waits in 1 ms slices so the stamp is never older than that */
         w->serve_now_ms = ks_now_wall_ms();
+        w->serve_now_ns = ks_now_mono_ns();
         if (rd_kafka_poll(w->producer, timeout_ms ? 1 : 0) > 0)
             break;
     } while (++waited < timeout_ms);
@@ -219,25 +225,43 @@ static void remember_poison(ks_worker_t *w, uint64_t token, int level)
     w->poison[w->n_poison++] = (poison_t){ks_xstrdup(topic), partition, offset, level};
 }
 
+static void deliver_failed(ks_worker_t *w, const rd_kafka_message_t *m);
+
+/* A delivery report. An output record produced without a copy holds its
+ * batch's record buffer until here: released once nothing reads m->payload
+ * any more (after queue_redo copied it), whatever the outcome. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ks_worker_t *w = ((ks_kafka_ctx_t *)opaque)->owner;
     const ks_engine_metrics_t *em = &w->p->metrics;
+    int64_t produce_ns;
     for (int s = 0; s < N_SINKS; s++)
         if (w->sink_ctx[s] && w->sink[s]->delivered && w->sink[s]->delivered(w->sink_ctx[s], m))
             return; /* e.g. a feature-log sample: no offset rides on it */
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         int64_t input_ts;
+        int held = ks_payloads_release(w->payloads, m, &produce_ns);
         if (ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private, &input_ts)) {
             if (m->rkt == w->out_rkt)
                 ks_counter_add(em->predicted, 1);
             if (input_ts > 0)
                 ks_histogram_observe(em->end_to_end,
                                      (double)(w->serve_now_ms - input_ts) / 1e3);
-            ks_histogram_observe(em->produce_ack, (double)rd_kafka_message_latency(m) / 1e6);
+            /* a held record's produce time is its batch's: no clock read
+             * per record (rd_kafka_message_latency reads one) */
+            ks_histogram_observe(em->produce_ack,
+                                 held ? (double)(w->serve_now_ns - produce_ns) / 1e9
+                                      : (double)rd_kafka_message_latency(m) / 1e6);
         }
         return;
     }
+    deliver_failed(w, m);
+    ks_payloads_release(w->payloads, m, &produce_ns);
+}
+
+/* A record librdkafka could not deliver. */
+static void deliver_failed(ks_worker_t *w, const rd_kafka_message_t *m)
+{
     /* The idempotent producer retries transient errors itself until
      * message.timeout.ms; what reaches us is permanent. For this record only
      * (too large, invalid): dead-letter the output, cut the dead letter. */
@@ -506,6 +530,10 @@ static void serve_consumer(ks_worker_t *w)
 
 static void batch_release(ks_worker_t *w)
 {
+    if (w->batch.recs_hold) { /* records still in flight keep their memory */
+        ks_payloads_end(w->payloads, w->batch.recs_hold, &w->batch.recs);
+        w->batch.recs_hold = NULL;
+    }
     for (size_t i = 0; i < w->n_msgs; i++)
         rd_kafka_message_destroy(w->msgs[i]);
     w->n_msgs = 0;
@@ -624,6 +652,10 @@ static int process_batch(ks_worker_t *w)
             set_held(w, 0);
             ks_counter_add(w->p->metrics.batches, 1);
             ks_histogram_observe(w->p->metrics.batch_size, (double)w->n_msgs);
+            /* produce the records from their buffer, without copies; the
+             * encode stage's clock read stamps their produce time */
+            w->batch.recs_hold = ks_payloads_begin(w->payloads, &w->batch.recs,
+                                                   w->batch.now_ns);
         }
         w->scored = 1;
         w->produce_pos = 0;
@@ -655,11 +687,10 @@ static void add_to_batch(ks_worker_t *w, rd_kafka_message_t *m, int64_t now_ns)
     ks_counter_add(w->p->metrics.consumed, 1);
 }
 
-/* Moves stashed records into the batch being gathered. */
-static void take_stash(ks_worker_t *w)
+/* Moves stashed records into the batch being gathered, stamped now_ns. */
+static void take_stash(ks_worker_t *w, int64_t now_ns)
 {
     size_t k = 0;
-    int64_t now_ns = ks_now_mono_ns();
     while (k < w->n_stash && w->n_msgs < w->cap && !w->scored)
         add_to_batch(w, w->stash[k++], now_ns);
     if (k) /* (never memmove a NULL stash, even for 0 bytes) */
@@ -743,7 +774,7 @@ static void drain_and_commit(ks_worker_t *w, const rd_kafka_topic_partition_list
                              int64_t deadline_ns)
 {
     while (w->n_stash || w->n_msgs || w->n_redo) {
-        take_stash(w);
+        take_stash(w, ks_now_mono_ns());
         int rc = process_batch(w);
         if ((rc == KS_SINK_QUEUE_FULL || rc == BATCH_HELD) && ks_now_mono_ns() < deadline_ns) {
             serve_producer(w, rc == BATCH_HELD ? 10 : 50);
@@ -819,27 +850,37 @@ static void gather(ks_worker_t *w, int64_t wait_ns)
 {
     /* take what the consumer has buffered without waiting; wait (until the
      * batch's max_wait) only when nothing is buffered. Busy streams get full
-     * batches, quiet ones no added latency beyond max_wait (0 = never). */
-    int64_t first_ns = 0;
-    take_stash(w);
+     * batches, quiet ones no added latency beyond max_wait (0 = never).
+     * Events are stamped received (recv_ns) with one clock read per poll
+     * that may have waited, not one per event: records taken from the
+     * consumer's buffer in one go arrived together. */
+    int64_t first_ns = 0, now_ns = 0;
+    if (w->n_stash) {
+        now_ns = ks_now_mono_ns();
+        take_stash(w, now_ns);
+    }
     if (w->n_msgs)
-        first_ns = ks_now_mono_ns();
+        first_ns = now_ns;
     for (size_t k = 0; w->n_msgs < w->cap && k < w->cap && !atomic_load(&w->p->stop); k++) {
+        int waited = w->n_msgs == 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, w->n_msgs ? 0 : 100);
         if (!m && w->n_msgs) {
             int64_t left = first_ns + wait_ns - ks_now_mono_ns();
-            if (left > 0)
+            if (left > 0) {
                 m = rd_kafka_consumer_poll(w->consumer, (int)((left + 999999) / 1000000));
+                waited = 1;
+            }
         }
         if (!m)
             break;
+        if (waited)
+            now_ns = ks_now_mono_ns();
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 ks_warn("%s: consumer: %s", w->kctx.name, rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             continue;
         }
-        int64_t now_ns = ks_now_mono_ns();
         add_to_batch(w, m, now_ns);
         if (w->n_msgs == 1)
             first_ns = now_ns;
@@ -926,6 +967,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     w->msgs = ks_xcalloc(w->cap, sizeof(*w->msgs));
     w->tokens = ks_xcalloc(w->cap, sizeof(*w->tokens));
     w->offsets = ks_offsets_new();
+    w->payloads = ks_payloads_new();
     ks_batch_init(&w->batch, cfg->schema->n_fields, p->n_cols);
     ks_batch_reset(&w->batch, w->cap); /* room for a full batch */
 
@@ -1070,6 +1112,7 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
         rd_kafka_topic_destroy(w->dlq_rkt);
     if (w->producer)
         rd_kafka_destroy(w->producer);
+    ks_payloads_free(w->payloads); /* librdkafka is done reading payloads */
     if (w->assignment)
         rd_kafka_topic_partition_list_destroy(w->assignment);
     free(w->stash);

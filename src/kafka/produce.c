@@ -18,18 +18,35 @@ int ks_kafka_err_is_record_level(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_INVALID_MSG;
 }
 
-rd_kafka_resp_err_t ks_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
-                                     const void *key, size_t key_len, const void *val,
-                                     size_t val_len, rd_kafka_headers_t *hdrs, uint64_t token)
+static rd_kafka_resp_err_t produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int msgflags,
+                                   int32_t partition, const void *key, size_t key_len,
+                                   const void *val, size_t val_len, rd_kafka_headers_t *hdrs,
+                                   uint64_t token)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_KEY(key, key_len),
         RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_HEADERS(hdrs),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
     if (err && hdrs)
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
     return err;
+}
+
+rd_kafka_resp_err_t ks_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
+                                     const void *key, size_t key_len, const void *val,
+                                     size_t val_len, rd_kafka_headers_t *hdrs, uint64_t token)
+{
+    return produce(rk, rkt, RD_KAFKA_MSG_F_COPY, partition, key, key_len, val, val_len, hdrs,
+                   token);
+}
+
+rd_kafka_resp_err_t ks_kafka_produce_held(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                                          int32_t partition, const void *key, size_t key_len,
+                                          const void *val, size_t val_len,
+                                          rd_kafka_headers_t *hdrs, uint64_t token)
+{
+    return produce(rk, rkt, 0, partition, key, key_len, val, val_len, hdrs, token);
 }
 
 rd_kafka_headers_t *ks_kafka_headers_copy(const rd_kafka_message_t *m, size_t extra)

@@ -40,6 +40,15 @@ rd_kafka_resp_err_t ks_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int3
                                      const void *key, size_t key_len, const void *val,
                                      size_t val_len, rd_kafka_headers_t *hdrs, uint64_t token);
 
+/* The same without copying the value: librdkafka reads `val` until the
+ * message's delivery report, so it must stay valid and unchanged until then
+ * (kafka/payloads.h holds it); the key is copied. Used for output records,
+ * so that a batch's records are not copied (and malloc'd) one by one. */
+rd_kafka_resp_err_t ks_kafka_produce_held(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                                          int32_t partition, const void *key, size_t key_len,
+                                          const void *val, size_t val_len,
+                                          rd_kafka_headers_t *hdrs, uint64_t token);
+
 /* A copy of a message's headers (NULL when it has none and extra is 0). */
 rd_kafka_headers_t *ks_kafka_headers_copy(const rd_kafka_message_t *m, size_t extra);
 

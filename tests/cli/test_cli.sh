@@ -56,4 +56,42 @@ fi
 "$KS" predict -c "$EX" <"$T/events.jsonl" 2>/dev/null | jq -c '[.id,.probabilities]' >"$T/a"
 jq -c '[.id,.probabilities]' "$T/pred.jsonl" >"$T/b"
 cmp -s "$T/a" "$T/b" || { echo "FAIL: predict is not deterministic" >&2; fails=$((fails + 1)); }
+
+# output.format: compact: exactly id, score (binary) or prediction (others) and
+# model_version, with the very same number text as the full record, for a
+# binary classifier (the example), a regressor and a 3-class model made from it
+compact_check() { # compact_check NAME CONFIG MEMBER
+    local name=$1 cfg=$2 member=$3
+    "$KS" predict -c "$cfg" <"$T/events.jsonl" 2>/dev/null >"$T/full-$name.jsonl"
+    "$KS" predict -c "$cfg" --set output.format=compact <"$T/events.jsonl" 2>/dev/null \
+        >"$T/compact-$name.jsonl"
+    local keys want n
+    keys=$(jq -c 'keys_unsorted' "$T/compact-$name.jsonl" | sort -u)
+    want=$(jq -nc --arg m "$member" '["id", $m, "model_version"]')
+    n=$(wc -l <"$T/compact-$name.jsonl")
+    # the members' text as written (jq would re-format the numbers)
+    sed -E "s/^\{(\"id\":[^,]*),.*(\"$member\":[^,}]*).*(,\"model_version\":\"[^\"]*\").*/{\1,\2\3}/" \
+        "$T/full-$name.jsonl" >"$T/want-$name.jsonl"
+    if [ "$keys" != "$want" ] || [ "$n" != 9900 ] ||
+        ! cmp -s "$T/want-$name.jsonl" "$T/compact-$name.jsonl"; then
+        echo "FAIL: compact records ($name): members $keys (want $want), $n records, " \
+            "first: $(head -1 "$T/compact-$name.jsonl") (want $(head -1 "$T/want-$name.jsonl"))" >&2
+        fails=$((fails + 1))
+    else
+        echo "ok: output.format compact ($name): $want, same numbers as full"
+    fi
+}
+compact_check binary "$EX" score
+jq '.task = "regression" | del(.classes) | .linear.link = "identity" | .version = "reg-1"' \
+    "$ROOT/examples/fraud/model.json" >"$T/reg.json"
+jq '.classes = ["low", "mid", "high"] | .version = "three-1" | .linear.link = "softmax"
+    | .linear.intercept = [0, 0.1, -0.1]
+    | .linear.coef = [.linear.coef[0], (.linear.coef[0] | map(-.)), (.linear.coef[0] | map(. / 2))]' \
+    "$ROOT/examples/fraud/model.json" >"$T/three.json"
+for m in reg three; do
+    sed -e '/threshold:/d' -e "s#path: model.json#path: $T/$m.json#" "$EX" >"$T/$m.yaml"
+done
+compact_check regression "$T/reg.yaml" prediction
+compact_check multiclass "$T/three.yaml" prediction
+expect 2 "output.format" -- "$KS" validate -c "$EX" --set output.format=tiny
 [ $fails = 0 ]

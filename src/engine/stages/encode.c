@@ -1,14 +1,21 @@
 /*
  * encode.c - stage "encode": the output record of every good row, JSON, all
  * of a batch's records back to back in one buffer (one clock read for the
- * batch's prediction_time and latency_ms):
+ * batch's prediction_time and latency_ms, and prediction_time formatted once
+ * per batch):
  *
  *   {"id":..., <carry fields>, "prediction":..., "probabilities":{...},
  *    "score":..., "confidence":..., "label":..., "degraded":[...],
  *    "model_version":"...",
  *    "event_time":"...", "prediction_time":"...", "latency_ms":...}
  *
- * The record's Kafka key is the id field's text (ks_batch_key).
+ * or, with output.format: compact, only what a throughput-bound consumer
+ * needs, the same numbers formatted the same way:
+ *
+ *   {"id":..., "score":... | "prediction":..., "model_version":"..."}
+ *
+ * ("score" for binary classifiers, else "prediction"). The record's Kafka key
+ * is the id field's text (ks_batch_key).
  */
 #include "base/common.h"
 #include "engine/pipeline.h"
@@ -84,9 +91,33 @@ void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
     ks_buf_append(b, num, len[1]);
 }
 
+/* The compact record's prediction: P(class 1) for binary classifiers, the
+ * predicted label for others, the value for regressors. */
+static void encode_compact(ks_buf_t *b, const ks_serving_t *sv, const double *o)
+{
+    const ks_model_t *m = sv->model;
+    if (sv->binary) {
+        ks_buf_puts(b, "\"score\":");
+        ks_buf_json_double17(b, o[1]);
+        return;
+    }
+    if (m->task != KS_TASK_CLASSIFICATION) {
+        ks_buf_puts(b, "\"prediction\":");
+        ks_buf_json_double17(b, o[0]);
+        return;
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < m->n_classes; k++)
+        if (o[k] > o[best])
+            best = k;
+    ks_buf_puts(b, "\"prediction\":");
+    put_label(b, m->class_labels[best]);
+}
+
 /* Appends event i's record to b; its key is either a pointer into the event
  * (string ids) or an offset into b (numeric ids), see ks_batch_key. */
-static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
+static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int compact,
+                       const ks_buf_t *prediction_time)
 {
     const struct ks_config *cfg = p->cfg;
     const ks_model_t *m = s->sv->model;
@@ -114,6 +145,14 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
         }
         ks_buf_putc(b, ',');
     }
+    if (compact) {
+        encode_compact(b, s->sv, o);
+        ks_buf_puts(b, ",\"model_version\":");
+        ks_buf_json_string(b, m->version, strlen(m->version));
+        ks_buf_putc(b, '}');
+        s->rec_len[i] = b->len - s->rec_off[i];
+        return;
+    }
     for (size_t c = 0; c < p->n_carry; c++) {
         const ks_field_t *f = &cfg->schema->fields[p->carry[c]];
         ks_buf_json_string(b, f->name, strlen(f->name));
@@ -133,7 +172,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
         ks_buf_putc(b, '"');
     }
     ks_buf_puts(b, ",\"prediction_time\":\"");
-    ks_buf_iso8601_ms(b, s->now_ms);
+    ks_buf_append(b, prediction_time->data, prediction_time->len);
     ks_buf_puts(b, "\",\"latency_ms\":");
     double lat = (double)(s->now_ns - ev[i].recv_ns) / 1e6;
     ks_buf_fixed3(b, lat < 0 ? 0 : lat);
@@ -141,25 +180,44 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i)
     s->rec_len[i] = b->len - s->rec_off[i];
 }
 
+typedef struct encode_thread {
+    const struct ks_pipeline *p;
+    int compact; /* output.format: compact */
+    ks_buf_t prediction_time; /* the batch's, formatted */
+} encode_thread_t;
+
 static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *errbuf,
                               size_t errsize)
 {
-    *tctx = env->p;
+    encode_thread_t *t = ks_xcalloc(1, sizeof(*t));
+    t->p = env->p;
+    t->compact = strcmp(env->p->cfg->output_format, "compact") == 0;
+    *tctx = t;
     return KS_OK;
 }
 
 static void encode_run(void *tctx, ks_batch_t *b)
 {
-    const struct ks_pipeline *p = tctx;
+    encode_thread_t *t = tctx;
     b->now_ns = ks_now_mono_ns();
     b->now_ms = ks_now_wall_ms();
+    ks_buf_reset(&t->prediction_time);
+    ks_buf_iso8601_ms(&t->prediction_time, b->now_ms);
     for (size_t i = 0; i < b->n; i++)
         if (ks_batch_ok(b, i))
-            encode_one(p, b, i);
+            encode_one(t->p, b, i, t->compact, &t->prediction_time);
+}
+
+static void encode_thread_free(void *tctx)
+{
+    encode_thread_t *t = tctx;
+    ks_buf_free(&t->prediction_time);
+    free(t);
 }
 
 const ks_stage_type_t ks_stage_encode = {
     .name = "encode",
     .thread_init = encode_thread_init,
     .run = encode_run,
+    .thread_free = encode_thread_free,
 };
