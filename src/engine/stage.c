@@ -17,6 +17,7 @@
 
 const ks_stage_type_t *const ks_stage_types[] = {
     &ks_stage_decode,
+    &ks_stage_windows,
     &ks_stage_lookups,
     &ks_stage_features,
     &ks_stage_model,

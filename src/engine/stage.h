@@ -56,6 +56,7 @@
 #include "base/conftree.h"
 #include "engine/batch.h"
 #include "engine/config.h"
+#include "kafka/offsets.h"
 
 struct ks_pipeline;
 
@@ -64,6 +65,9 @@ typedef struct ks_stage_env {
     struct ks_pipeline *p;
     int worker;               /* worker id; -1 for the offline scorer */
     rd_kafka_t *producer;     /* the worker's producer; NULL offline */
+    ks_offsets_t *offsets;    /* the worker's offset tracker, for records that must be
+                                 acknowledged before the events they cover are
+                                 committed (ks_offsets_hold); NULL offline */
 } ks_stage_env_t;
 
 typedef struct ks_stage_type {
@@ -117,5 +121,8 @@ extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
 /* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
  * features in the registry. */
 extern const ks_stage_type_t ks_stage_lookups;
+/* Window features with durable per-partition state (engine/stages/windows.c):
+ * after decode. */
+extern const ks_stage_type_t ks_stage_windows;
 
 #endif

@@ -10,6 +10,8 @@
  *   - {name: user_bucket, hash: {field: user_id, buckets: 1024, seed: 0}}
  *   - {name: hour, hour_of_day: ts}                or {field: ts, unit: ms}
  *   - {name: dow, day_of_week: ts}                 Monday = 0
+ *   - {name: n_1h, window: {key: user_id, agg: count, size: 1h}}
+ *                                                  a window feature (docs/windows.md)
  *   - any feature but onehot: `default: 0` replaces a NaN result
  *
  * Every kind is a row of `kinds[]`: its YAML key, a parse function that
@@ -603,6 +605,31 @@ static void no_free(feature_t *f)
 {
 }
 
+/* ---------------------------------------------------------------- window */
+
+/* A window feature is computed by the windows stage (engine/stages/windows.c,
+ * state/window.h), which parses its spec before the features and adds a
+ * virtual field of the feature's name; here it is a reference to that field. */
+static int window_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, char *errbuf,
+                        size_t errsize)
+{
+    int idx = find_field(schema, f->name);
+    if (idx < 0 || (size_t)idx < schema->n_decoded)
+        return ks_node_err(spec, errbuf, errsize,
+                           "window feature '%s' has no value: window features are computed by "
+                           "the windows stage, which this pipeline does not run", f->name);
+    f->field = idx;
+    return KS_OK;
+}
+
+static int window_compute(const feature_t *f, const ks_value_t *fields, double *out,
+                          char *errbuf, size_t errsize)
+{
+    const ks_value_t *v = &fields[f->field];
+    *out = v->type == KS_VAL_NUM ? v->num : NAN;
+    return KS_OK;
+}
+
 /* ---------------------------------------------------------------- kinds */
 
 static const kind_ops_t kinds[] = {
@@ -612,6 +639,7 @@ static const kind_ops_t kinds[] = {
     {"hash", 1, hash_parse, hash_compute, no_free},
     {"hour_of_day", 1, time_parse, hour_compute, no_free},
     {"day_of_week", 1, time_parse, dow_compute, no_free},
+    {"window", 1, window_parse, window_compute, no_free},
 };
 
 static const kind_ops_t *find_kind(const char *key)
@@ -664,7 +692,8 @@ static int parse_feature(feature_t *f, ks_node_t *item, const ks_schema_t *schem
         } else {
             return ks_node_err(c, errbuf, errsize,
                                "unknown key '%s' in a feature (expected name, default and one "
-                               "of expr, map, onehot, hash, hour_of_day, day_of_week)", c->key);
+                               "of expr, map, onehot, hash, hour_of_day, day_of_week, window)",
+                               c->key);
         }
     }
     if (!name)
@@ -677,7 +706,7 @@ static int parse_feature(feature_t *f, ks_node_t *item, const ks_schema_t *schem
     if (!f->kind)
         return ks_node_err(item, errbuf, errsize,
                            "feature '%s' needs one of expr, map, onehot, hash, hour_of_day, "
-                           "day_of_week", s);
+                           "day_of_week, window", s);
     if (dflt) {
         if (!f->kind->allows_default)
             return ks_node_err(dflt, errbuf, errsize,
