@@ -246,6 +246,17 @@ static int check_compacted(rd_kafka_t *rk, const char *topic, char *errbuf, size
     const rd_kafka_DescribeConfigs_result_t *res = rd_kafka_event_DescribeConfigs_result(ev);
     const rd_kafka_ConfigResource_t **rs = res ? rd_kafka_DescribeConfigs_result_resources(res, &n)
                                                : NULL;
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (!err && n == 1)
+        err = rd_kafka_ConfigResource_error(rs[0]);
+    if (err) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "cannot read the settings of the state changelog topic %s: %s", topic,
+                    n == 1 && rd_kafka_ConfigResource_error_string(rs[0])
+                        ? rd_kafka_ConfigResource_error_string(rs[0]) : rd_kafka_err2str(err));
+        rd_kafka_event_destroy(ev);
+        goto out;
+    }
     const rd_kafka_ConfigEntry_t **ce = n == 1 ? rd_kafka_ConfigResource_configs(rs[0], &nc) : NULL;
     for (size_t i = 0; i < nc; i++) {
         if (strcmp(rd_kafka_ConfigEntry_name(ce[i]), "cleanup.policy") != 0)
@@ -261,8 +272,8 @@ static int check_compacted(rd_kafka_t *rk, const char *topic, char *errbuf, size
     }
     if (!found && rc == KS_OK)
         rc = ks_err(errbuf, errsize, KS_EKAFKA,
-                    "cannot read cleanup.policy of the state changelog topic %s: %s", topic,
-                    rd_kafka_event_error_string(ev) ? rd_kafka_event_error_string(ev) : "?");
+                    "the cluster did not say the cleanup.policy of the state changelog topic %s",
+                    topic);
     rd_kafka_event_destroy(ev);
 out:
     rd_kafka_ConfigResource_destroy(cr);
@@ -292,14 +303,14 @@ static int check_changelog(windows_ctx_t *c, rd_kafka_t *rk, char *errbuf, size_
                         "cannot read the metadata of the state changelog topic %s", c->changelog);
             goto out;
         }
-        if (have == 0)
+        if (have == 0) /* created compacted: nothing to check */
             rc = create_changelog(rk, c->changelog, most, errbuf, errsize);
         else if (have < most)
             rc = ks_err(errbuf, errsize, KS_EINVAL,
                         "the state changelog topic %s has %d partitions; it needs one per input "
                         "partition (%d): add partitions or set state.changelog_topic",
                         c->changelog, (int)have, (int)most);
-        if (rc == KS_OK)
+        else
             rc = check_compacted(rk, c->changelog, errbuf, errsize);
     }
     if (rc == KS_OK)
