@@ -53,32 +53,44 @@ int ks_distinct_add(ks_distinct_t *d, uint64_t h, uint32_t max_exact)
         hll_add(d->hll, h);
         return 0;
     }
+    const uint64_t *hs = ks_distinct_hashes(d);
     uint32_t lo = 0, hi = d->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (d->h[mid] < h)
+        if (hs[mid] < h)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < d->n && d->h[lo] == h)
+    if (lo < d->n && hs[lo] == h)
         return 0;
     if (d->n + 1 > max_exact) { /* switch: the sketch takes every value so far */
         d->hll = ks_xcalloc(KS_HLL_M, 1);
         for (uint32_t i = 0; i < d->n; i++)
-            hll_add(d->hll, d->h[i]);
+            hll_add(d->hll, hs[i]);
         hll_add(d->hll, h);
-        free(d->h);
-        d->h = NULL;
+        if (d->cap)
+            free(d->u.heap);
+        d->u.heap = NULL;
         d->n = d->cap = 0;
         return 1;
     }
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 2;
-        d->h = ks_xrealloc(d->h, d->cap * sizeof(uint64_t));
+    if (d->cap == 0 && d->n == 0) {
+        d->u.one = h;
+        d->n = 1;
+        return 0;
     }
-    memmove(d->h + lo + 1, d->h + lo, (d->n - lo) * sizeof(uint64_t));
-    d->h[lo] = h;
+    if (d->cap == 0) { /* the inline hash moves to the heap */
+        uint64_t one = d->u.one;
+        d->u.heap = ks_xmalloc(4 * sizeof(uint64_t));
+        d->u.heap[0] = one;
+        d->cap = 4;
+    } else if (d->n == d->cap) {
+        d->cap *= 2;
+        d->u.heap = ks_xrealloc(d->u.heap, d->cap * sizeof(uint64_t));
+    }
+    memmove(d->u.heap + lo + 1, d->u.heap + lo, (d->n - lo) * sizeof(uint64_t));
+    d->u.heap[lo] = h;
     d->n++;
     return 0;
 }
@@ -90,7 +102,8 @@ size_t ks_distinct_bytes(const ks_distinct_t *d)
 
 void ks_distinct_free(ks_distinct_t *d)
 {
-    free(d->h);
+    if (d->cap)
+        free(d->u.heap);
     free(d->hll);
     memset(d, 0, sizeof(*d));
 }
@@ -118,23 +131,40 @@ void ks_distinct_union_add(ks_distinct_union_t *u, const ks_distinct_t *d)
         u->cap = (u->n + d->n) * 2;
         u->tmp = ks_xrealloc(u->tmp, u->cap * sizeof(uint64_t));
     }
-    memcpy(u->tmp + u->n, d->h, d->n * sizeof(uint64_t));
+    memcpy(u->tmp + u->n, ks_distinct_hashes(d), d->n * sizeof(uint64_t));
     u->n += d->n;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 double ks_distinct_union_count(ks_distinct_union_t *u, uint32_t max_exact)
 {
-    qsort(u->tmp, u->n, sizeof(uint64_t), cmp_u64);
-    size_t uniq = 0;
-    for (size_t i = 0; i < u->n; i++)
-        if (i == 0 || u->tmp[i] != u->tmp[i - 1])
-            u->tmp[uniq++] = u->tmp[i];
+    /* distinct hashes by open addressing (they are uniform already): O(n),
+     * no sort; tmp keeps the distinct ones at its front */
+    size_t cap = 16, uniq = 0;
+    int zero = 0;
+    while (cap < 2 * u->n)
+        cap <<= 1;
+    if (cap > u->set_cap) {
+        free(u->set);
+        u->set = ks_xmalloc(cap * sizeof(uint64_t));
+        u->set_cap = cap;
+    }
+    memset(u->set, 0, cap * sizeof(uint64_t));
+    for (size_t i = 0; i < u->n; i++) {
+        uint64_t h = u->tmp[i];
+        if (h == 0) { /* 0 marks an empty slot: counted apart */
+            if (!zero)
+                u->tmp[uniq++] = h;
+            zero = 1;
+            continue;
+        }
+        size_t j = (size_t)(h >> 17) & (cap - 1);
+        while (u->set[j] && u->set[j] != h)
+            j = (j + 1) & (cap - 1);
+        if (!u->set[j]) {
+            u->set[j] = h;
+            u->tmp[uniq++] = h;
+        }
+    }
     if (!u->sketch && uniq <= max_exact)
         return (double)uniq;
     if (!u->regs)
@@ -147,6 +177,7 @@ double ks_distinct_union_count(ks_distinct_union_t *u, uint32_t max_exact)
 void ks_distinct_union_free(ks_distinct_union_t *u)
 {
     free(u->tmp);
+    free(u->set);
     free(u->regs);
     memset(u, 0, sizeof(*u));
 }

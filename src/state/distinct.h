@@ -21,10 +21,19 @@
 #define KS_HLL_M (1u << KS_HLL_P)
 
 typedef struct ks_distinct {
-    uint64_t *h;        /* sorted, unique; NULL once switched to the sketch */
-    uint32_t n, cap;
+    union {
+        uint64_t *heap; /* cap > 0: sorted, unique hashes */
+        uint64_t one;   /* cap == 0: room for one hash, no allocation */
+    } u;
+    uint32_t n, cap;    /* n = 0 once switched to the sketch */
     uint8_t *hll;       /* KS_HLL_M registers, or NULL while exact */
 } ks_distinct_t;
+
+/* The exact set's hashes, n of them. */
+static inline const uint64_t *ks_distinct_hashes(const ks_distinct_t *d)
+{
+    return d->cap ? d->u.heap : &d->u.one;
+}
 
 /* Adds a hash. Returns 1 when this add switched the set to the sketch. */
 int ks_distinct_add(ks_distinct_t *d, uint64_t h, uint32_t max_exact);
@@ -35,6 +44,8 @@ void ks_distinct_free(ks_distinct_t *d);
 typedef struct ks_distinct_union {
     uint64_t *tmp;
     size_t n, cap;
+    uint64_t *set;      /* open addressing, for counting tmp's distinct hashes */
+    size_t set_cap;
     uint8_t *regs;      /* KS_HLL_M, allocated on first need */
     int sketch;         /* a set in the union is a sketch */
 } ks_distinct_union_t;

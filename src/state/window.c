@@ -21,6 +21,7 @@
 #include "state/window.h"
 #include "base/buf.h"
 #include "base/common.h"
+#include "features/murmur3.h"
 #include "features/timestamp.h"
 #include "state/distinct.h"
 #include "state/xsum.h"
@@ -486,9 +487,14 @@ typedef struct logev {
     uint8_t reset;   /* the key was idle-expired before this event */
 } logev_t;
 
+typedef struct slot {
+    uint64_t hash;
+    wkey_t *k;      /* NULL = empty */
+} slot_t;
+
 struct ks_wstore {
     const ks_windows_t *w;
-    wkey_t **slots;
+    slot_t *slots;
     size_t mask, n_keys;
     wkey_t lru;                 /* sentinel */
     int64_t stream;             /* newest event time in the partition */
@@ -679,12 +685,7 @@ static void bucket_expire(const ks_windows_t *w, const ks_wfeature_t *f, fstate_
     if (!drop)
         return;
     memmove(fs->u.bk.b, fs->u.bk.b + drop * stride, (fs->u.bk.n - drop) * stride);
-    fs->u.bk.n -= drop;
-    if (fs->u.bk.n == 0) {
-        free(fs->u.bk.b);
-        fs->u.bk.b = NULL;
-        fs->u.bk.cap = 0;
-    }
+    fs->u.bk.n -= drop; /* the array stays: the key's next event needs one again */
 }
 
 static double stddev_of(ks_wstore_t *s, const ks_xsum_t *s1, const ks_xsum_t *s2, int64_t n)
@@ -694,14 +695,15 @@ static double stddev_of(ks_wstore_t *s, const ks_xsum_t *s1, const ks_xsum_t *s2
     if (s1->special != 0 || isnan(s1->special) || s2->special != 0 || isnan(s2->special))
         return NAN;
     ks_xsum_clear(&s->acc3);
+    const double *p1 = ks_xsum_parts(s1), *p2 = ks_xsum_parts(s2);
     for (uint32_t i = 0; i < s2->n; i++) {
-        ks_two_prod(s2->p[i], dn, &hi, &lo);
+        ks_two_prod(p2[i], dn, &hi, &lo);
         ks_xsum_add(&s->acc3, hi);
         ks_xsum_add(&s->acc3, lo);
     }
     for (uint32_t i = 0; i < s1->n; i++)
         for (uint32_t j = 0; j < s1->n; j++) {
-            ks_two_prod(s1->p[i], s1->p[j], &hi, &lo);
+            ks_two_prod(p1[i], p1[j], &hi, &lo);
             ks_xsum_add(&s->acc3, -hi);
             ks_xsum_add(&s->acc3, -lo);
         }
@@ -847,16 +849,23 @@ static int key_event(ks_wstore_t *s, wkey_t *k, int64_t t, const ofval_t *ofv, k
 
 static uint64_t key_hash(int group, const char *kb, size_t len)
 {
-    return ks_distinct_hash_bytes(kb, len) ^ ((uint64_t)group * UINT64_C(0x9e3779b97f4a7c15));
+    /* one MurmurHash3 pass, spread to 64 bits (fmix64) */
+    uint64_t h = ((uint64_t)(unsigned)group << 32) | ks_murmur3_32(kb, len, 0x2545f491u);
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
 }
 
 static size_t find_slot(const ks_wstore_t *s, int group, const char *kb, size_t len, uint64_t h)
 {
     size_t i = (size_t)h & s->mask;
     for (;; i = (i + 1) & s->mask) {
-        const wkey_t *k = s->slots[i];
-        if (!k || (k->hash == h && k->group == group && k->key_len == len &&
-                   memcmp(key_bytes_of(s->w, k), kb, len) == 0))
+        const slot_t *sl = &s->slots[i];
+        if (!sl->k || (sl->hash == h && sl->k->group == group && sl->k->key_len == len &&
+                       memcmp(key_bytes_of(s->w, sl->k), kb, len) == 0))
             return i;
     }
 }
@@ -864,15 +873,15 @@ static size_t find_slot(const ks_wstore_t *s, int group, const char *kb, size_t 
 static void table_grow(ks_wstore_t *s)
 {
     size_t ncap = s->slots ? (s->mask + 1) * 2 : 1024;
-    wkey_t **old = s->slots;
+    slot_t *old = s->slots;
     size_t old_cap = s->slots ? s->mask + 1 : 0;
-    s->slots = ks_xcalloc(ncap, sizeof(wkey_t *));
+    s->slots = ks_xcalloc(ncap, sizeof(slot_t));
     s->mask = ncap - 1;
     for (size_t i = 0; i < old_cap; i++) {
-        if (!old[i])
+        if (!old[i].k)
             continue;
-        size_t j = (size_t)old[i]->hash & s->mask;
-        while (s->slots[j])
+        size_t j = (size_t)old[i].hash & s->mask;
+        while (s->slots[j].k)
             j = (j + 1) & s->mask;
         s->slots[j] = old[i];
     }
@@ -901,8 +910,8 @@ static wkey_t *key_get(ks_wstore_t *s, int group, const char *kb, size_t len, in
     uint64_t h = key_hash(group, kb, len);
     size_t i = find_slot(s, group, kb, len, h);
     *created = 0;
-    if (s->slots[i] || !create)
-        return s->slots[i];
+    if (s->slots[i].k || !create)
+        return s->slots[i].k;
     size_t nf = s->w->groups[group].n_feats;
     wkey_t *k = ks_xcalloc(1, sizeof(wkey_t) + nf * sizeof(fstate_t) + len);
     k->hash = h;
@@ -910,7 +919,7 @@ static wkey_t *key_get(ks_wstore_t *s, int group, const char *kb, size_t len, in
     k->key_len = (uint32_t)len;
     k->touched = -1;
     memcpy((char *)(k->st + nf), kb, len);
-    s->slots[i] = k;
+    s->slots[i] = (slot_t){h, k};
     s->n_keys++;
     s->stats.keys = s->n_keys;
     lru_front(s, k);
@@ -922,20 +931,20 @@ static wkey_t *key_get(ks_wstore_t *s, int group, const char *kb, size_t len, in
 /* Removes slot i (backward-shift deletion) and frees its key. */
 static void key_remove_slot(ks_wstore_t *s, size_t i)
 {
-    wkey_t *k = s->slots[i];
+    wkey_t *k = s->slots[i].k;
     size_t j = i;
     for (;;) {
         j = (j + 1) & s->mask;
-        if (!s->slots[j])
+        if (!s->slots[j].k)
             break;
-        size_t ideal = (size_t)s->slots[j]->hash & s->mask;
+        size_t ideal = (size_t)s->slots[j].hash & s->mask;
         /* move j back to i if i lies cyclically in [ideal, j) */
         if (((j - ideal) & s->mask) >= ((j - i) & s->mask)) {
             s->slots[i] = s->slots[j];
             i = j;
         }
     }
-    s->slots[i] = NULL;
+    s->slots[i] = (slot_t){0, NULL};
     lru_unlink(k);
     key_clear(s->w, k);
     s->stats.bytes -= k->bytes;
@@ -974,7 +983,7 @@ static double get_f64(rd_t *r) { double v; get(r, &v, 8); return v; }
 static void put_xsum(ks_buf_t *b, const ks_xsum_t *x)
 {
     put_u32(b, x->n);
-    ks_buf_append(b, x->p, x->n * sizeof(double));
+    ks_buf_append(b, ks_xsum_parts(x), x->n * sizeof(double));
     put_f64(b, x->special);
 }
 
@@ -1016,7 +1025,8 @@ static void key_write(const ks_windows_t *w, const wkey_t *k, ks_buf_t *b)
                         ks_buf_append(b, bk->a.d.hll, KS_HLL_M);
                     } else {
                         put_u32(b, bk->a.d.n);
-                        ks_buf_append(b, bk->a.d.h, bk->a.d.n * sizeof(uint64_t));
+                        ks_buf_append(b, ks_distinct_hashes(&bk->a.d),
+                                      bk->a.d.n * sizeof(uint64_t));
                     }
                     break;
                 default: break;
@@ -1077,9 +1087,12 @@ static void key_read(const ks_windows_t *w, wkey_t *k, rd_t *r)
                             r->err = 1;
                             break;
                         }
-                        bk->a.d.h = m ? ks_xmalloc(m * sizeof(uint64_t)) : NULL;
-                        bk->a.d.n = bk->a.d.cap = m;
-                        get(r, bk->a.d.h, m * sizeof(uint64_t));
+                        if (m > 1) {
+                            bk->a.d.u.heap = ks_xmalloc(m * sizeof(uint64_t));
+                            bk->a.d.cap = m;
+                        }
+                        bk->a.d.n = m;
+                        get(r, m > 1 ? bk->a.d.u.heap : &bk->a.d.u.one, m * sizeof(uint64_t));
                     }
                     break;
                 default: break;
@@ -1122,9 +1135,9 @@ void ks_wstore_free(ks_wstore_t *s)
     if (!s)
         return;
     for (size_t i = 0; s->slots && i <= s->mask; i++) {
-        if (s->slots[i]) {
-            key_clear(s->w, s->slots[i]);
-            free(s->slots[i]);
+        if (s->slots[i].k) {
+            key_clear(s->w, s->slots[i].k);
+            free(s->slots[i].k);
         }
     }
     free(s->slots);
@@ -1336,7 +1349,7 @@ void ks_wstore_flush(ks_wstore_t *s, int64_t last_offset, ks_wstore_emit_fn emit
         size_t cap = s->mask + 1;
         for (size_t n = 0; n < sweep && n < cap && s->n_keys; n++) {
             size_t i = s->sweep_pos & s->mask;
-            wkey_t *k = s->slots[i];
+            wkey_t *k = s->slots[i].k;
             if (k && key_expired(s, k)) {
                 emit_deleted(s, k, last_offset, emit, opaque);
                 key_remove_slot(s, i); /* a shifted key may now sit at i: look again */

@@ -23,10 +23,19 @@
 #include <stdint.h>
 
 typedef struct ks_xsum {
-    double *p;          /* partials, increasing magnitude, non-overlapping */
-    uint32_t n, cap;
+    union {
+        double *heap;   /* cap > 0: the partials */
+        double one;     /* cap == 0: room for one partial, no allocation */
+    } u;
+    uint32_t n, cap;    /* partials, increasing magnitude, non-overlapping */
     double special;     /* sum of the non-finite inputs (0 if none) */
 } ks_xsum_t;
+
+/* The partials, n of them. */
+static inline const double *ks_xsum_parts(const ks_xsum_t *s)
+{
+    return s->cap ? s->u.heap : &s->u.one;
+}
 
 /* Adds x exactly. Allocates only when the partials outgrow their array. */
 void ks_xsum_add(ks_xsum_t *s, double x);
