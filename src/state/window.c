@@ -453,8 +453,12 @@ typedef struct fstate {
     uint8_t has;
 } fstate_t;
 
+typedef struct lru {
+    struct lru *prev, *next;    /* most recent first */
+} lru_t;
+
 typedef struct wkey {
-    struct wkey *prev, *next;   /* LRU list, most recent first */
+    lru_t lru;                  /* first: a list node is its key */
     uint64_t hash;
     int64_t newest;             /* newest event time (valid when has_newest) */
     int32_t touched;            /* index into the batch's touched list, -1 */
@@ -496,7 +500,7 @@ struct ks_wstore {
     const ks_windows_t *w;
     slot_t *slots;
     size_t mask, n_keys;
-    wkey_t lru;                 /* sentinel */
+    lru_t lru;                  /* sentinel */
     int64_t stream;             /* newest event time in the partition */
     int has_stream;
     uint64_t max_bytes;
@@ -890,16 +894,16 @@ static void table_grow(ks_wstore_t *s)
 
 static void lru_unlink(wkey_t *k)
 {
-    k->prev->next = k->next;
-    k->next->prev = k->prev;
+    k->lru.prev->next = k->lru.next;
+    k->lru.next->prev = k->lru.prev;
 }
 
 static void lru_front(ks_wstore_t *s, wkey_t *k)
 {
-    k->next = s->lru.next;
-    k->prev = &s->lru;
-    s->lru.next->prev = k;
-    s->lru.next = k;
+    k->lru.next = s->lru.next;
+    k->lru.prev = &s->lru;
+    s->lru.next->prev = &k->lru;
+    s->lru.next = &k->lru;
 }
 
 static wkey_t *key_get(ks_wstore_t *s, int group, const char *kb, size_t len, int create,
@@ -1362,7 +1366,7 @@ void ks_wstore_flush(ks_wstore_t *s, int64_t last_offset, ks_wstore_emit_fn emit
 
     /* 3. the budget: least recently used first */
     while (s->max_bytes && s->stats.bytes > s->max_bytes && s->lru.prev != &s->lru) {
-        wkey_t *k = s->lru.prev;
+        wkey_t *k = (wkey_t *)s->lru.prev;
         const char *kb = key_bytes_of(w, k);
         size_t i = find_slot(s, k->group, kb, k->key_len, k->hash);
         emit_deleted(s, k, last_offset, emit, opaque);
