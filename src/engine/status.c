@@ -48,6 +48,9 @@ int ks_status_holding(const struct ks_pipeline *p, const char **reason)
         *reason = r ? r : "a stage held a batch";
     }
     return n;
+int ks_status_restoring(const struct ks_pipeline *p)
+{
+    return atomic_load(&((struct ks_pipeline *)p)->restoring);
 }
 
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)

@@ -598,6 +598,7 @@ static int restore(windows_thread_t *t, const rd_kafka_topic_partition_list_t *p
     if (cl->cnt == 0)
         goto out;
     ks_gauge_add(c->m.restoring, parts->cnt);
+    atomic_fetch_add(&c->p->restoring, parts->cnt); /* /readyz: not ready meanwhile */
     if ((kerr = rd_kafka_assign(t->restorer, cl))) {
         snprintf(err, sizeof(err), "assigning the changelog: %s", rd_kafka_err2str(kerr));
         rc = KS_EKAFKA;
@@ -654,6 +655,7 @@ static int restore(windows_thread_t *t, const rd_kafka_topic_partition_list_t *p
     rd_kafka_assign(t->restorer, NULL);
 restored:
     ks_gauge_add(c->m.restoring, -parts->cnt);
+    atomic_fetch_sub(&c->p->restoring, parts->cnt);
     ks_counter_add(c->m.restored_records, n_records);
 out:
     if (rc) {
