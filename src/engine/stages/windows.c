@@ -354,15 +354,22 @@ static int thread_init(void *ctx, const ks_stage_env_t *env, void **out, char *e
     int rc = KS_OK;
     t->c = c;
     t->env = *env;
+    *out = NULL;
+    if (env->producer) { /* offline: no changelog, no restore */
+        if ((rc = check_changelog(c, env->producer, errbuf, errsize)))
+            goto out;
+        if (c->changelog &&
+            !(t->cl_rkt = rd_kafka_topic_new(env->producer, c->changelog, NULL))) {
+            rc = ks_err(errbuf, errsize, KS_EKAFKA, "cannot open the changelog topic %s: %s",
+                        c->changelog, rd_kafka_err2str(rd_kafka_last_error()));
+            goto out;
+        }
+    }
     *out = t;
-    if (!env->producer) /* offline: no changelog, no restore */
-        return KS_OK;
-    if ((rc = check_changelog(c, env->producer, errbuf, errsize)))
-        return rc;
-    if (c->changelog && !(t->cl_rkt = rd_kafka_topic_new(env->producer, c->changelog, NULL)))
-        return ks_err(errbuf, errsize, KS_EKAFKA, "cannot open the changelog topic %s: %s",
-                      c->changelog, rd_kafka_err2str(rd_kafka_last_error()));
-    return KS_OK;
+    t = NULL;
+out:
+    free(t); /* a failed thread_init gets no thread_free */
+    return rc;
 }
 
 static void store_metrics(windows_thread_t *t, part_t *pt, int gone)
