@@ -121,28 +121,6 @@ static int find_field(const ks_schema_t *s, const char *name)
     return -1;
 }
 
-/* Refuses keys of `map` outside `allowed` (NULL-terminated), with the list. */
-static int check_keys(const ks_node_t *map, const char *const *allowed, const char *what,
-                      char *errbuf, size_t errsize)
-{
-    for (size_t i = 0; i < map->n_items; i++) {
-        const ks_node_t *item = map->items[i];
-        int ok = 0;
-        for (size_t k = 0; allowed[k] && !ok; k++)
-            ok = strcmp(item->key, allowed[k]) == 0;
-        if (!ok) {
-            char list[256];
-            size_t len = 0;
-            list[0] = '\0';
-            for (size_t k = 0; allowed[k] && len < sizeof(list); k++)
-                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-                                        allowed[k]);
-            return ks_node_err(item, errbuf, errsize, "unknown key '%s' in %s (expected %s)",
-                               item->key, what, list);
-        }
-    }
-    return KS_OK;
-}
 
 /* Reads the required `field:` of a kind spec and checks its declared type
  * against `accepted` (a bit per ks_field_type_t). */
@@ -332,7 +310,7 @@ static int map_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, c
     ks_node_t *field, *values, *dflt;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "map", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "map", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a map feature needs 'field'");
@@ -388,7 +366,7 @@ static int onehot_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema
     ks_node_t *field, *values;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "onehot", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "onehot", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a onehot feature needs 'field'");
@@ -446,7 +424,7 @@ static int hash_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, 
     long long v;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "hash", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "hash", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a hash feature needs 'field'");
@@ -502,7 +480,7 @@ static int time_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, 
     f->per_second = 1;
     if (spec->kind == KS_NODE_MAP) {
         if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-            (rc = check_keys(spec, keys, f->kind->key, errbuf, errsize)))
+            (rc = ks_node_check_keys(spec, keys, f->kind->key, errbuf, errsize)))
             return rc;
         if (!(field = ks_node_get(spec, "field")))
             return ks_node_err(spec, errbuf, errsize, "needs 'field'");

@@ -89,27 +89,6 @@ static int node_duration(ks_node_t *n, int64_t *ms, char *errbuf, size_t errsize
     return KS_OK;
 }
 
-static int check_keys(const ks_node_t *map, const char *const *allowed, const char *what,
-                      char *errbuf, size_t errsize)
-{
-    for (size_t i = 0; i < map->n_items; i++) {
-        size_t k;
-        for (k = 0; allowed[k] && strcmp(map->items[i]->key, allowed[k]) != 0; k++)
-            ;
-        if (!allowed[k]) {
-            char list[200];
-            size_t len = 0;
-            list[0] = '\0';
-            for (k = 0; allowed[k]; k++)
-                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-                                        allowed[k]);
-            return ks_node_err(map->items[i], errbuf, errsize,
-                               "unknown key '%s' in %s (expected %s)", map->items[i]->key, what,
-                               list);
-        }
-    }
-    return KS_OK;
-}
 
 /* A declared (not virtual) field named by a scalar node, of an accepted type. */
 static int field_ref(ks_node_t *n, const ks_schema_t *schema, unsigned accepted, const char *what,
@@ -154,7 +133,7 @@ static int parse_window(ks_windows_t *w, ks_wfeature_t *f, ks_node_t *spec, ks_s
     int rc, key_field;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "a window", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "a window", errbuf, errsize)))
         return rc;
     if (!(key = ks_node_get(spec, "key")))
         return ks_node_err(spec, errbuf, errsize, "a window needs 'key' (the field it is kept per)");
@@ -275,7 +254,7 @@ static int parse_section(ks_windows_t *w, ks_node_t *sec, ks_schema_t *schema, c
 
     w->time_per_second = 1;
     if ((rc = ks_node_expect(sec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(sec, keys, "windows", errbuf, errsize)))
+        (rc = ks_node_check_keys(sec, keys, "windows", errbuf, errsize)))
         return rc;
     if (!(time = ks_node_get(sec, "time")))
         return ks_node_err(sec, errbuf, errsize,
