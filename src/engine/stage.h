@@ -2,7 +2,7 @@
  * stage.h - the stage interface and the runner that takes a batch through the
  * pipeline's stages in order:
  *
- *   decode -> [windows] -> [lookups] -> features -> [route] -> model -> encode
+ *   decode -> [lookups] -> [windows] -> features -> [route] -> model -> encode
  *
  * A stage is a `const ks_stage_type_t` in a file of its own under
  * engine/stages/, listed once in the registry (engine/stage.c), in the order
@@ -118,11 +118,12 @@ void ks_stage_runner_free(ks_stage_runner_t *r);
 /* The four stages every scoring pipeline has (engine/stages/). */
 extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
     ks_stage_encode;
-/* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
- * features in the registry. */
+/* Feature-store lookups (engine/stages/lookups.c): between decode and
+ * windows in the registry. */
 extern const ks_stage_type_t ks_stage_lookups;
 /* Window features with durable per-partition state (engine/stages/windows.c):
- * after decode. */
+ * after lookups, so that a batch a lookup holds has not been counted yet (a
+ * window's run is not repeatable: no stage after it may hold a batch). */
 extern const ks_stage_type_t ks_stage_windows;
 
 #endif

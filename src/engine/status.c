@@ -48,6 +48,8 @@ int ks_status_holding(const struct ks_pipeline *p, const char **reason)
         *reason = r ? r : "a stage held a batch";
     }
     return n;
+}
+
 int ks_status_restoring(const struct ks_pipeline *p)
 {
     return atomic_load(&((struct ks_pipeline *)p)->restoring);

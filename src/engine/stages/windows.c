@@ -6,6 +6,9 @@
  *   configure    parses `windows:` and the features' `window:` specs and adds
  *                one virtual field per window feature (named like it), which
  *                the features stage reads (kind `window`) and expressions use
+ *   (registry)   after lookups: a batch a lookup holds is run again from the
+ *                first stage, and this stage's run is not repeatable (it
+ *                stops the pipeline if it sees an event twice)
  *   thread_init  online: makes sure the changelog topic exists with the
  *                right settings (once per process), and learns the input
  *                topics' partition counts for the keying check
@@ -328,6 +331,7 @@ typedef struct part {
     int topic_index;            /* in input.topics, -1 offline */
     ks_wstore_t *s;
     int64_t last_offset;        /* this batch's last event, -1 if untouched */
+    int64_t applied;            /* the last offset applied, -1 = none */
     ks_wstore_stats_t shown;    /* stats last added to the metrics */
 } part_t;
 
@@ -421,6 +425,7 @@ static part_t *add_part(windows_thread_t *t, const char *topic, int32_t partitio
             pt->topic_index = (int)i;
     pt->s = ks_wstore_new(t->c->w, (uint64_t)cfg->state_max_bytes, t->cl_rkt != NULL);
     pt->last_offset = -1;
+    pt->applied = -1;
     return pt;
 }
 
@@ -517,11 +522,25 @@ static void run(void *tctx, ks_batch_t *b)
             (pt->topic != ev->topic && (!pt->topic || !ev->topic || strcmp(pt->topic, ev->topic))))
             if (!(pt = find_part(t, ev->topic, ev->partition)))
                 pt = add_part(t, ev->topic, ev->partition); /* offline, or not yet assigned */
+        if (ev->offset <= pt->applied && !atomic_load(&t->c->p->fatal)) {
+            /* the same events again without a rewind (a stage after this
+             * one held the batch): counting them twice would corrupt the
+             * state, so stop; a restart restores the committed prefix */
+            ks_error("windows: %s [%d] offset %lld was already counted (a batch was run "
+                     "again after the windows stage); stopping without committing it",
+                     pt->topic ? pt->topic : "input", (int)pt->partition,
+                     (long long)ev->offset);
+            ks_pipeline_fail(t->c->p);
+        }
+        if (atomic_load(&t->c->p->fatal)) {
+            ks_batch_fail(b, i, KS_ERRCLASS_FEATURE, STAGE, "the pipeline is stopping");
+            continue;
+        }
         if (ks_wstore_apply(pt->s, row, tms, ev->offset, t->err, sizeof(t->err))) {
             ks_batch_fail(b, i, KS_ERRCLASS_MISSING_FIELD, STAGE, t->err);
             continue;
         }
-        pt->last_offset = ev->offset;
+        pt->last_offset = pt->applied = ev->offset;
         check_keying(t, pt, row);
     }
     for (size_t k = 0; k < t->n_parts; k++) {
