@@ -483,3 +483,25 @@ out:
     free(path);
     return rc;
 }
+
+int ks_node_check_keys(const ks_node_t *map, const char *const *allowed, const char *what,
+                       char *errbuf, size_t errsize)
+{
+    for (size_t i = 0; i < map->n_items; i++) {
+        const ks_node_t *item = map->items[i];
+        int ok = 0;
+        for (size_t k = 0; allowed[k] && !ok; k++)
+            ok = strcmp(item->key, allowed[k]) == 0;
+        if (!ok) {
+            char list[256];
+            size_t len = 0;
+            list[0] = '\0';
+            for (size_t k = 0; allowed[k] && len < sizeof(list); k++)
+                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+                                        allowed[k]);
+            return ks_node_err(item, errbuf, errsize, "unknown key '%s' in %s (expected %s)",
+                               item->key, what, list);
+        }
+    }
+    return KS_OK;
+}

@@ -73,6 +73,11 @@ int ks_node_string(ks_node_t *n, const char **out, char *errbuf, size_t errsize)
 /* Expects a map / a sequence; marks it used. */
 int ks_node_expect(ks_node_t *n, ks_node_kind_t kind, char *errbuf, size_t errsize);
 
+/* Refuses the first key of `map` not in `allowed` (NULL-terminated):
+ * "file:line: key.path: unknown key 'x' in <what> (expected a, b, c)". */
+int ks_node_check_keys(const ks_node_t *map, const char *const *allowed, const char *what,
+                       char *errbuf, size_t errsize);
+
 /* Marks a node and its whole subtree used (pass-through sections). */
 void ks_node_mark_used(ks_node_t *n);
 

@@ -109,6 +109,13 @@ struct ks_config {
     char *metrics_listen;   /* HOST:PORT */
     char *feature_log_topic;        /* NULL = no feature log */
     double feature_log_sample_rate; /* 0..1 */
+
+    /* window features (engine/stages/windows.c) and the encoder's "features" */
+    char *output_include_features;  /* "true" or "false" */
+    char *state_changelog;          /* "true" or "false" */
+    char *state_changelog_topic;    /* NULL = <input.group_id>-kscore-windows-changelog */
+    long long state_max_bytes;      /* per worker */
+    long long state_restore_timeout_ms;
 };
 
 /* ks_config_load from YAML text in memory (`name` stands for the file in

@@ -346,7 +346,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
     char err[512];
     ks_batch_t b;
     ks_stage_runner_t *runner = NULL;
-    ks_stage_env_t env = {p, -1, NULL};
+    ks_stage_env_t env = {p, -1, NULL, NULL};
     int rc = KS_EXIT_OK;
     size_t batch = (size_t)p->cfg->batch_max_size;
     char **lines = ks_xcalloc(batch, sizeof(char *));

@@ -9,7 +9,7 @@
  *                   reloads: swaps `serving` under serving_lock)
  *   workers         read cfg, stages, serving (with a reference), metrics;
  *                   write only their own ks_worker_t
- *   any thread      stop, fatal, abandoned, reload_requested, holding,
+ *   any thread      stop, fatal, abandoned, reload_requested, holding, restoring,
  *                   hold_reason (atomics);
  *                   metrics (relaxed atomics inside); kafka_obs callbacks
  *                   are called on worker threads
@@ -65,6 +65,8 @@ struct ks_pipeline {
     atomic_int unacknowledged; /* a worker stopped with outputs not acknowledged */
     atomic_int holding;        /* workers holding a batch a stage held (stage.h) */
     _Atomic(const char *) hold_reason; /* the latest hold's reason (lives with cfg) */
+    atomic_int restoring;      /* partitions whose stage state is being restored
+                                  (engine/stages/windows.c): not ready meanwhile */
     struct ks_worker **workers;
     size_t n_workers;
     ks_kafka_observer_t kafka_obs; /* librdkafka statistics and assignments (obs/) */

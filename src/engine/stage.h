@@ -2,7 +2,7 @@
  * stage.h - the stage interface and the runner that takes a batch through the
  * pipeline's stages in order:
  *
- *   decode -> [windows] -> [lookups] -> features -> [route] -> model -> encode
+ *   decode -> [lookups] -> [windows] -> features -> [route] -> model -> encode
  *
  * A stage is a `const ks_stage_type_t` in a file of its own under
  * engine/stages/, listed once in the registry (engine/stage.c), in the order
@@ -56,6 +56,7 @@
 #include "base/conftree.h"
 #include "engine/batch.h"
 #include "engine/config.h"
+#include "kafka/offsets.h"
 
 struct ks_pipeline;
 
@@ -64,6 +65,9 @@ typedef struct ks_stage_env {
     struct ks_pipeline *p;
     int worker;               /* worker id; -1 for the offline scorer */
     rd_kafka_t *producer;     /* the worker's producer; NULL offline */
+    ks_offsets_t *offsets;    /* the worker's offset tracker, for records that must be
+                                 acknowledged before the events they cover are
+                                 committed (ks_offsets_hold); NULL offline */
 } ks_stage_env_t;
 
 typedef struct ks_stage_type {
@@ -114,8 +118,12 @@ void ks_stage_runner_free(ks_stage_runner_t *r);
 /* The four stages every scoring pipeline has (engine/stages/). */
 extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
     ks_stage_encode;
-/* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
- * features in the registry. */
+/* Feature-store lookups (engine/stages/lookups.c): between decode and
+ * windows in the registry. */
 extern const ks_stage_type_t ks_stage_lookups;
+/* Window features with durable per-partition state (engine/stages/windows.c):
+ * after lookups, so that a batch a lookup holds has not been counted yet (a
+ * window's run is not repeatable: no stage after it may hold a batch). */
+extern const ks_stage_type_t ks_stage_windows;
 
 #endif

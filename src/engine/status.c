@@ -50,6 +50,11 @@ int ks_status_holding(const struct ks_pipeline *p, const char **reason)
     return n;
 }
 
+int ks_status_restoring(const struct ks_pipeline *p)
+{
+    return atomic_load(&((struct ks_pipeline *)p)->restoring);
+}
+
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
 {
     p->kafka_obs = *obs;

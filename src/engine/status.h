@@ -35,6 +35,8 @@ void ks_status_model_put(ks_status_model_t *m);
 
 /* Stopping (SIGTERM, or after a fatal error) and fatal flags. */
 void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal);
+/* Partitions whose state (window features) is being restored right now. */
+int ks_status_restoring(const struct ks_pipeline *p);
 
 /* Workers now paused on a batch a stage held (engine/stage.h, "Holding a
  * batch": a required lookup waiting for Redis), 0 if none; *reason (may be

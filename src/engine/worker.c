@@ -1020,7 +1020,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
             goto out;
     }
     if (!w->passthrough) {
-        ks_stage_env_t env = {p, id, w->producer};
+        ks_stage_env_t env = {p, id, w->producer, w->offsets};
         if ((rc = ks_stage_runner_new(p->stages, &env, &w->runner, errbuf, errsize)))
             goto out;
     }

@@ -10,6 +10,8 @@
  *   - {name: user_bucket, hash: {field: user_id, buckets: 1024, seed: 0}}
  *   - {name: hour, hour_of_day: ts}                or {field: ts, unit: ms}
  *   - {name: dow, day_of_week: ts}                 Monday = 0
+ *   - {name: n_1h, window: {key: user_id, agg: count, size: 1h}}
+ *                                                  a window feature (docs/windows.md)
  *   - any feature but onehot: `default: 0` replaces a NaN result
  *
  * Every kind is a row of `kinds[]`: its YAML key, a parse function that
@@ -119,28 +121,6 @@ static int find_field(const ks_schema_t *s, const char *name)
     return -1;
 }
 
-/* Refuses keys of `map` outside `allowed` (NULL-terminated), with the list. */
-static int check_keys(const ks_node_t *map, const char *const *allowed, const char *what,
-                      char *errbuf, size_t errsize)
-{
-    for (size_t i = 0; i < map->n_items; i++) {
-        const ks_node_t *item = map->items[i];
-        int ok = 0;
-        for (size_t k = 0; allowed[k] && !ok; k++)
-            ok = strcmp(item->key, allowed[k]) == 0;
-        if (!ok) {
-            char list[256];
-            size_t len = 0;
-            list[0] = '\0';
-            for (size_t k = 0; allowed[k] && len < sizeof(list); k++)
-                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-                                        allowed[k]);
-            return ks_node_err(item, errbuf, errsize, "unknown key '%s' in %s (expected %s)",
-                               item->key, what, list);
-        }
-    }
-    return KS_OK;
-}
 
 /* Reads the required `field:` of a kind spec and checks its declared type
  * against `accepted` (a bit per ks_field_type_t). */
@@ -330,7 +310,7 @@ static int map_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, c
     ks_node_t *field, *values, *dflt;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "map", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "map", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a map feature needs 'field'");
@@ -386,7 +366,7 @@ static int onehot_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema
     ks_node_t *field, *values;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "onehot", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "onehot", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a onehot feature needs 'field'");
@@ -444,7 +424,7 @@ static int hash_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, 
     long long v;
 
     if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-        (rc = check_keys(spec, keys, "hash", errbuf, errsize)))
+        (rc = ks_node_check_keys(spec, keys, "hash", errbuf, errsize)))
         return rc;
     if (!(field = ks_node_get(spec, "field")))
         return ks_node_err(spec, errbuf, errsize, "a hash feature needs 'field'");
@@ -500,7 +480,7 @@ static int time_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, 
     f->per_second = 1;
     if (spec->kind == KS_NODE_MAP) {
         if ((rc = ks_node_expect(spec, KS_NODE_MAP, errbuf, errsize)) ||
-            (rc = check_keys(spec, keys, f->kind->key, errbuf, errsize)))
+            (rc = ks_node_check_keys(spec, keys, f->kind->key, errbuf, errsize)))
             return rc;
         if (!(field = ks_node_get(spec, "field")))
             return ks_node_err(spec, errbuf, errsize, "needs 'field'");
@@ -603,6 +583,31 @@ static void no_free(feature_t *f)
 {
 }
 
+/* ---------------------------------------------------------------- window */
+
+/* A window feature is computed by the windows stage (engine/stages/windows.c,
+ * state/window.h), which parses its spec before the features and adds a
+ * virtual field of the feature's name; here it is a reference to that field. */
+static int window_parse(feature_t *f, ks_node_t *spec, const ks_schema_t *schema, char *errbuf,
+                        size_t errsize)
+{
+    int idx = find_field(schema, f->name);
+    if (idx < 0 || (size_t)idx < schema->n_decoded)
+        return ks_node_err(spec, errbuf, errsize,
+                           "window feature '%s' has no value: window features are computed by "
+                           "the windows stage, which this pipeline does not run", f->name);
+    f->field = idx;
+    return KS_OK;
+}
+
+static int window_compute(const feature_t *f, const ks_value_t *fields, double *out,
+                          char *errbuf, size_t errsize)
+{
+    const ks_value_t *v = &fields[f->field];
+    *out = v->type == KS_VAL_NUM ? v->num : NAN;
+    return KS_OK;
+}
+
 /* ---------------------------------------------------------------- kinds */
 
 static const kind_ops_t kinds[] = {
@@ -612,6 +617,7 @@ static const kind_ops_t kinds[] = {
     {"hash", 1, hash_parse, hash_compute, no_free},
     {"hour_of_day", 1, time_parse, hour_compute, no_free},
     {"day_of_week", 1, time_parse, dow_compute, no_free},
+    {"window", 1, window_parse, window_compute, no_free},
 };
 
 static const kind_ops_t *find_kind(const char *key)
@@ -664,7 +670,8 @@ static int parse_feature(feature_t *f, ks_node_t *item, const ks_schema_t *schem
         } else {
             return ks_node_err(c, errbuf, errsize,
                                "unknown key '%s' in a feature (expected name, default and one "
-                               "of expr, map, onehot, hash, hour_of_day, day_of_week)", c->key);
+                               "of expr, map, onehot, hash, hour_of_day, day_of_week, window)",
+                               c->key);
         }
     }
     if (!name)
@@ -677,7 +684,7 @@ static int parse_feature(feature_t *f, ks_node_t *item, const ks_schema_t *schem
     if (!f->kind)
         return ks_node_err(item, errbuf, errsize,
                            "feature '%s' needs one of expr, map, onehot, hash, hour_of_day, "
-                           "day_of_week", s);
+                           "day_of_week, window", s);
     if (dflt) {
         if (!f->kind->allows_default)
             return ks_node_err(dflt, errbuf, errsize,

@@ -29,6 +29,7 @@ typedef struct entry {
     int64_t offset;
     int64_t stamp;
     int done;
+    int hold;      /* a hold (ks_offsets_hold), not a consumed event */
 } entry_t;
 
 typedef struct track {
@@ -43,6 +44,7 @@ typedef struct track {
     int64_t next_offset;  /* last consumed + 1, or -1 before the first event */
     int64_t committed;    /* last committed watermark, -1 = none */
     int64_t first_offset; /* the first offset tracked since assignment, -1 = none */
+    size_t open_holds;    /* holds in the ring not yet acknowledged */
 } track_t;
 
 struct ks_offsets {
@@ -64,6 +66,7 @@ static void track_clear(track_t *t)
     t->topic = NULL;
     t->ring = NULL;
     t->cap = t->head = t->count = 0;
+    t->open_holds = 0;
     t->active = 0;
     if (++t->gen == (1u << GEN_BITS))
         t->retired = 1;
@@ -146,8 +149,8 @@ void ks_offsets_revoke_all(ks_offsets_t *o)
             ks_offsets_revoke(o, o->slots[i].topic, o->slots[i].partition);
 }
 
-uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
-                          int64_t stamp)
+static uint64_t push(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
+                     int64_t stamp, int hold)
 {
     track_t *t = assign(o, topic, partition);
     if (t->count == t->cap) {
@@ -161,14 +164,29 @@ uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition,
         t->head = 0;
     }
     uint64_t seq = (t->head_seq + t->count) & SEQ_MASK;
-    t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, stamp, 0};
+    t->ring[(t->head + t->count) % t->cap] = (entry_t){offset, stamp, 0, hold};
     t->count++;
-    t->next_offset = offset + 1;
-    if (t->first_offset < 0)
-        t->first_offset = offset;
+    if (hold) {
+        t->open_holds++;
+    } else {
+        t->next_offset = offset + 1;
+        if (t->first_offset < 0)
+            t->first_offset = offset;
+    }
     o->in_flight++;
     uint64_t slot = (uint64_t)(t - o->slots);
     return ((slot + 1) << (GEN_BITS + SEQ_BITS)) | ((uint64_t)t->gen << SEQ_BITS) | seq;
+}
+
+uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
+                          int64_t stamp)
+{
+    return push(o, topic, partition, offset, stamp, 0);
+}
+
+uint64_t ks_offsets_hold(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset)
+{
+    return push(o, topic, partition, offset, 0, 1);
 }
 
 /* The in-flight entry of a token, or NULL (revoked since, or already done). */
@@ -212,6 +230,8 @@ int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
     e->done = 1;
     if (stamp)
         *stamp = e->stamp;
+    if (e->hold)
+        t->open_holds--;
     o->in_flight--;
     while (t->count && t->ring[t->head].done) { /* advance past the done prefix */
         t->head = (t->head + 1) % t->cap;
@@ -223,9 +243,14 @@ int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp)
 
 static int64_t watermark(const track_t *t)
 {
-    if (t->count)
-        return t->ring[t->head].offset;
-    return t->next_offset;
+    int64_t w = t->count ? t->ring[t->head].offset : t->next_offset;
+    /* holds sit in the ring after the events they cover: look for them */
+    for (size_t k = 0; t->open_holds && k < t->count; k++) {
+        const entry_t *e = &t->ring[(t->head + k) % t->cap];
+        if (e->hold && !e->done && e->offset < w)
+            w = e->offset;
+    }
+    return w;
 }
 
 rd_kafka_topic_partition_list_t *ks_offsets_committable(ks_offsets_t *o, int all)

@@ -41,7 +41,13 @@ void ks_offsets_revoke_all(ks_offsets_t *o);
  * for the end-to-end latency metric). */
 uint64_t ks_offsets_track(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset,
                           int64_t stamp);
-/* Marks an event's output acknowledged. Returns 1 and sets *stamp when the
+/* A hold: keeps the partition's watermark at or below `offset` until its
+ * token is acknowledged, whatever the events' acknowledgements say. It rides
+ * as the opaque of a record that must be durable before the events from
+ * `offset` on may be committed (a window state's changelog record). It
+ * counts as in flight. */
+uint64_t ks_offsets_hold(ks_offsets_t *o, const char *topic, int32_t partition, int64_t offset);
+/* Marks an event's output (or a hold's record) acknowledged. Returns 1 and sets *stamp when the
  * token was in flight; 0 for unknown, stale or repeated tokens. */
 int ks_offsets_ack(ks_offsets_t *o, uint64_t token, int64_t *stamp);
 

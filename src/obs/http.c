@@ -310,7 +310,11 @@ int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out)
     int holding = ks_status_holding(p, &hold_why);
     if (holding)
         REASON("%s: consumption paused on %d worker(s)", hold_why, holding);
-    int ready = model_ok && parts_ok && brokers_ok && !stopping && !fatal && !holding;
+    int restoring = ks_status_restoring(p);
+    if (restoring)
+        REASON("restoring the window state of %d partition(s)", restoring);
+    int ready =
+        model_ok && parts_ok && brokers_ok && !stopping && !fatal && !holding && !restoring;
 
     ks_buf_printf(out, "{\"ready\":%s,\"checks\":{\"model_loaded\":{\"ok\":%s",
                   ready ? "true" : "false", model_ok ? "true" : "false");
@@ -326,8 +330,10 @@ int ks_http_readiness(struct ks_pipeline *p, ks_kstats_t *kstats, ks_buf_t *out)
         ks_buf_json_string(out, bwhy.data, bwhy.len);
     }
     ks_buf_printf(out, "},\"running\":{\"ok\":%s},\"not_held\":{\"ok\":%s,"
-                       "\"workers_holding\":%d}},\"reasons\":[",
-                  !stopping && !fatal ? "true" : "false", holding ? "false" : "true", holding);
+                       "\"workers_holding\":%d},\"state_restored\":{\"ok\":%s,"
+                       "\"restoring\":%d}},\"reasons\":[",
+                  !stopping && !fatal ? "true" : "false", holding ? "false" : "true", holding,
+                  restoring ? "false" : "true", restoring);
     if (reasons.len)
         ks_buf_append(out, reasons.data, reasons.len);
     ks_buf_puts(out, "]}");

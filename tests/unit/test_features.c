@@ -523,15 +523,18 @@ static void test_config_errors(void)
                  "operator or the end)");
     CHECK_EQ_STR(parse_error("  - {name: a, expr: amount, unit: ms}\n"),
                  "t.yaml:2: features[0].unit: unknown key 'unit' in a feature (expected name, "
-                 "default and one of expr, map, onehot, hash, hour_of_day, day_of_week)");
+                 "default and one of expr, map, onehot, hash, hour_of_day, day_of_week, "
+                 "window)");
     CHECK_EQ_STR(parse_error("  - name: a\n    map:\n      field: mcc\n      value: {x: 1}\n"),
                  "t.yaml:5: features[0].map.value: unknown key 'value' in map (expected field, "
                  "values, default)");
+    CHECK_CONTAINS(parse_error("  - {name: n, window: {key: mcc, agg: count, size: 1h}}\n"),
+                   "window features are computed by the windows stage");
     CHECK_EQ_STR(parse_error("  - {expr: amount}\n"),
                  "t.yaml:2: features[0]: a feature needs a 'name'");
     CHECK_EQ_STR(parse_error("  - {name: a}\n"),
                  "t.yaml:2: features[0]: feature 'a' needs one of expr, map, onehot, hash, "
-                 "hour_of_day, day_of_week");
+                 "hour_of_day, day_of_week, window");
     CHECK_CONTAINS(parse_error("  - {name: a, expr: amount, hash: {field: mcc, buckets: 2}}\n"),
                    "features[0].hash: a feature has exactly one kind, this one has both 'expr' "
                    "and 'hash'");

@@ -321,6 +321,17 @@ static void test_server(void)
     CHECK_CONTAINS(r.body, "brokers unreachable: worker-1's producer");
     reply_free(&r);
     ks_kstats_broker_event(ks, 1, KS_KCLIENT_PRODUCER, 1);
+    /* window state being restored (engine/stages/windows.c): not ready */
+    atomic_store(&p->restoring, 2);
+    r = request(port, "GET", "/readyz");
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_CONTAINS(r.body, "restoring the window state of 2 partition(s)");
+    CHECK_CONTAINS(r.body, "\"state_restored\":{\"ok\":false,\"restoring\":2}");
+    reply_free(&r);
+    atomic_store(&p->restoring, 0);
+    r = request(port, "GET", "/readyz");
+    CHECK_EQ_INT(r.status, 200);
+    reply_free(&r);
 
     /* a worker holding a batch (a required lookup without Redis): not ready,
      * saying why; ready again when it passes */

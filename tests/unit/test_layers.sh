@@ -3,11 +3,12 @@
 # only. A file may include headers of its own folder and of the layers below
 # it, never above or beside:
 #
-#   base  <-  decode, model  <-  features  <-  kafka, lookup  <-  engine  <-  obs  <-  cli
+#   base  <-  decode, model  <-  features  <-  kafka, lookup, state  <-  engine  <-  obs  <-  cli
 #
 # (features compile expressions over decoded values; kafka knows clients,
 # produce, commits and offsets, not batches; lookup is the feature-store
-# client (Redis); the engine runs batches through
+# client (Redis); state is the window features' per-partition store; the
+# engine runs batches through
 # stages and sinks on Kafka workers; obs reads the engine through
 # engine/status.h; cli is the command and its tools.) The public header
 # include/kscore/kscore.h is the engine's API: engine and above only.
@@ -20,7 +21,7 @@ rank() {
     base) echo 0 ;;
     decode | model) echo 1 ;;
     features) echo 2 ;;
-    kafka | lookup) echo 3 ;;
+    kafka | lookup | state) echo 3 ;;
     engine) echo 4 ;;
     obs) echo 5 ;;
     cli) echo 6 ;;

@@ -44,6 +44,36 @@ static void test_out_of_order(void)
     ks_offsets_free(o);
 }
 
+/* A hold (a window state's changelog record) keeps the watermark at its
+ * offset until it is acknowledged, although it is tracked after the events. */
+static void test_hold(void)
+{
+    ks_offsets_t *o = ks_offsets_new();
+    uint64_t t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = ks_offsets_track(o, "a", 0, 100 + i, 0);
+    uint64_t h1 = ks_offsets_hold(o, "a", 0, 101); /* a key's first event: 101 */
+    uint64_t h2 = ks_offsets_hold(o, "a", 0, 100);
+    CHECK_EQ_INT(ks_offsets_in_flight(o), 6);
+    for (int i = 0; i < 4; i++)
+        ks_offsets_ack(o, t[i], NULL);
+    CHECK_EQ_INT(committable_of(o, "a", 0, 1), 100); /* outputs done, records not */
+    ks_offsets_ack(o, h2, NULL);
+    CHECK_EQ_INT(committable_of(o, "a", 0, 1), 101);
+    uint64_t t4 = ks_offsets_track(o, "a", 0, 104, 0); /* the next batch */
+    CHECK_EQ_INT(committable_of(o, "a", 0, 1), 101);
+    ks_offsets_ack(o, h1, NULL);
+    CHECK_EQ_INT(committable_of(o, "a", 0, 1), 104);
+    ks_offsets_ack(o, t4, NULL);
+    CHECK_EQ_INT(committable_of(o, "a", 0, 1), 105); /* a hold never moves next_offset */
+    CHECK_EQ_INT(ks_offsets_in_flight(o), 0);
+    uint64_t h3 = ks_offsets_hold(o, "a", 0, 105);
+    ks_offsets_revoke(o, "a", 0); /* a revoked partition's holds are gone */
+    CHECK_EQ_INT(ks_offsets_in_flight(o), 0);
+    CHECK_EQ_INT(ks_offsets_ack(o, h3, NULL), 0);
+    ks_offsets_free(o);
+}
+
 static void test_changed_only_and_revoke(void)
 {
     ks_offsets_t *o = ks_offsets_new();
@@ -236,6 +266,7 @@ static void test_stale_token_after_generation_wrap(void)
 int main(void)
 {
     RUN(test_out_of_order);
+    RUN(test_hold);
     RUN(test_changed_only_and_revoke);
     RUN(test_random);
     RUN(test_random_interleaved_wraparound);

@@ -6,7 +6,7 @@
  *
  *   {"id":..., <carry fields>, "prediction":..., "probabilities":{...},
  *    "score":..., "confidence":..., "label":..., "degraded":[...],
- *    "model_version":"...",
+ *    "features":{name: value, ...} (output.include_features), "model_version":"...",
  *    "event_time":"...", "prediction_time":"...", "latency_ms":...}
  *
  * or, with output.format: compact, only what a throughput-bound consumer
@@ -114,11 +114,36 @@ static void encode_compact(ks_buf_t *b, const ks_serving_t *sv, const double *o)
     put_label(b, m->class_labels[best]);
 }
 
+typedef struct encode_thread {
+    const struct ks_pipeline *p;
+    int compact;              /* output.format: compact */
+    int include_features;     /* output.include_features */
+    ks_buf_t prediction_time; /* the batch's, formatted */
+} encode_thread_t;
+
+/* ,"features":{"name":value,...}: the row's feature columns as the model got
+ * them (NaN = missing: null). */
+static void put_features(const struct ks_pipeline *p, const ks_batch_t *s, size_t i, ks_buf_t *b)
+{
+    const ks_features_t *f = p->cfg->features;
+    const double *row = s->F + s->good_row[i] * s->n_cols;
+    ks_buf_puts(b, ",\"features\":{");
+    for (size_t c = 0; c < s->n_cols; c++) {
+        const char *name = ks_features_name(f, c);
+        if (c)
+            ks_buf_putc(b, ',');
+        ks_buf_json_string(b, name, strlen(name));
+        ks_buf_putc(b, ':');
+        ks_buf_json_double(b, row[c]);
+    }
+    ks_buf_putc(b, '}');
+}
+
 /* Appends event i's record to b; its key is either a pointer into the event
  * (string ids) or an offset into b (numeric ids), see ks_batch_key. */
-static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int compact,
-                       const ks_buf_t *prediction_time)
+static void encode_one(const encode_thread_t *t, ks_batch_t *s, size_t i)
 {
+    const struct ks_pipeline *p = t->p;
     const struct ks_config *cfg = p->cfg;
     const ks_model_t *m = s->sv->model;
     const ks_value_t *fields = ks_batch_row(s, i);
@@ -145,7 +170,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
         }
         ks_buf_putc(b, ',');
     }
-    if (compact) {
+    if (t->compact) {
         encode_compact(b, s->sv, o);
         ks_buf_puts(b, ",\"model_version\":");
         ks_buf_json_string(b, m->version, strlen(m->version));
@@ -164,6 +189,8 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
     if (cfg->output_has_threshold && s->sv->binary)
         ks_buf_puts(b, o[1] >= cfg->output_threshold ? ",\"label\":true" : ",\"label\":false");
     ks_batch_degraded_json(s, i, b);
+    if (t->include_features)
+        put_features(p, s, i, b);
     ks_buf_puts(b, ",\"model_version\":");
     ks_buf_json_string(b, m->version, strlen(m->version));
     if (ev[i].timestamp_ms >= 0) {
@@ -172,7 +199,7 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
         ks_buf_putc(b, '"');
     }
     ks_buf_puts(b, ",\"prediction_time\":\"");
-    ks_buf_append(b, prediction_time->data, prediction_time->len);
+    ks_buf_append(b, t->prediction_time.data, t->prediction_time.len);
     ks_buf_puts(b, "\",\"latency_ms\":");
     double lat = (double)(s->now_ns - ev[i].recv_ns) / 1e6;
     ks_buf_fixed3(b, lat < 0 ? 0 : lat);
@@ -180,18 +207,13 @@ static void encode_one(const struct ks_pipeline *p, ks_batch_t *s, size_t i, int
     s->rec_len[i] = b->len - s->rec_off[i];
 }
 
-typedef struct encode_thread {
-    const struct ks_pipeline *p;
-    int compact; /* output.format: compact */
-    ks_buf_t prediction_time; /* the batch's, formatted */
-} encode_thread_t;
-
 static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *errbuf,
                               size_t errsize)
 {
     encode_thread_t *t = ks_xcalloc(1, sizeof(*t));
     t->p = env->p;
     t->compact = strcmp(env->p->cfg->output_format, "compact") == 0;
+    t->include_features = strcmp(env->p->cfg->output_include_features, "true") == 0;
     *tctx = t;
     return KS_OK;
 }
@@ -205,7 +227,7 @@ static void encode_run(void *tctx, ks_batch_t *b)
     ks_buf_iso8601_ms(&t->prediction_time, b->now_ms);
     for (size_t i = 0; i < b->n; i++)
         if (ks_batch_ok(b, i))
-            encode_one(t->p, b, i, t->compact, &t->prediction_time);
+            encode_one(t, b, i);
 }
 
 static void encode_thread_free(void *tctx)
@@ -215,8 +237,17 @@ static void encode_thread_free(void *tctx)
     free(t);
 }
 
+static const ks_config_key_t encode_keys[] = {
+    {"output.include_features", KS_CONF_ENUM, KS_CONF_OFF(output_include_features), KS_CONF_NOHAS,
+     0, "false", 0, 0, "true|false",
+     "Adds \"features\": {name: value, ...} to each output record: the model's inputs as "
+     "computed, window features included (missing values are null)."},
+};
+
 const ks_stage_type_t ks_stage_encode = {
     .name = "encode",
+    .keys = encode_keys,
+    .n_keys = KS_ARRAY_LEN(encode_keys),
     .thread_init = encode_thread_init,
     .run = encode_run,
     .thread_free = encode_thread_free,

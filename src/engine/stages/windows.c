@@ -1,0 +1,790 @@
+/*
+ * windows.c - stage "windows": per-key window features (docs/windows.md)
+ * with state that survives crashes and rebalances. The aggregation and the
+ * state are state/window.h; this file is their place in the pipeline:
+ *
+ *   configure    parses `windows:` and the features' `window:` specs and adds
+ *                one virtual field per window feature (named like it), which
+ *                the features stage reads (kind `window`) and expressions use
+ *   (registry)   after lookups: a batch a lookup holds is run again from the
+ *                first stage, and this stage's run is not repeatable (it
+ *                stops the pipeline if it sees an event twice)
+ *   thread_init  online: makes sure the changelog topic exists with the
+ *                right settings (once per process), and learns the input
+ *                topics' partition counts for the keying check
+ *   run          per good row: the event time, then the row's partition
+ *                store computes its features and adds it; afterwards each
+ *                touched store's changelog records are produced
+ *   on_assign    a store per partition, restored from the changelog
+ *   on_revoke    drops the partitions' stores (the worker has committed)
+ *
+ * Durability. After a batch, each touched key's record (its state before the
+ * batch and its events of the batch, state/window.h) goes to the changelog
+ * topic, partition = the input partition, key = input topic + NUL + key.
+ * Every record carries an offsets hold (kafka/offsets.h) at the offset of the
+ * key's first event in the batch: the worker commits no offset past that one
+ * until the broker has acknowledged the record, so a committed offset C is
+ * always covered by durable records. On assignment, the store is rebuilt from
+ * the changelog partition's records, each applied up to C (ks_wstore_restore):
+ * the state is exactly that of the events before C, which the consumer then
+ * resumes after. A record that cannot be produced or acknowledged stops the
+ * pipeline without committing, like an output.
+ *
+ * The changelog topic (state.changelog_topic, default
+ * <input.group_id>-kscore-windows-changelog) is created at start-up with
+ * cleanup.policy=compact, as many partitions as the largest input topic, and
+ * min.compaction.lag.ms = 15 min (so the record before an uncommitted one is
+ * still there when a restore needs it); an existing topic that is not
+ * compacted or has too few partitions is refused with a message.
+ *
+ * Keying. State is partition-local: a key's events must all be in one
+ * partition, as the default partitioner does when the input is keyed by the
+ * window key. Events whose key (the first window key, when a string) would
+ * hash to another partition are counted and warned about (once a minute).
+ */
+#include "base/common.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "engine/pipeline.h"
+#include "engine/stage.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "state/window.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STAGE "windows"
+#define COMPACTION_LAG_MS "900000"
+#define KAFKA_TIMEOUT_MS 15000
+
+/* ---------------------------------------------------------------- shared */
+
+typedef struct windows_metrics {
+    ks_counter_t *late, *sketches, *evicted_idle, *evicted_budget, *wrong_partition;
+    ks_counter_t *changelog_records, *restored_records;
+    ks_gauge_t *keys, *bytes, *restoring;
+} windows_metrics_t;
+
+typedef struct windows_ctx {
+    const ks_windows_t *w;
+    struct ks_pipeline *p;
+    windows_metrics_t m;
+    char *changelog;             /* topic; NULL when state.changelog is false */
+    pthread_mutex_t lock;        /* guards the fields below (first thread_init) */
+    int checked;                 /* the changelog topic is there, with the right settings */
+    int32_t *n_parts;            /* per input topic, for the keying check (0 = unknown) */
+} windows_ctx_t;
+
+static int configure(struct ks_config *cfg, ks_node_t *root, void **conf, char *errbuf,
+                     size_t errsize)
+{
+    ks_windows_t *w = NULL;
+    int rc = ks_windows_parse(root, cfg->schema, &w, errbuf, errsize);
+    *conf = w;
+    return rc;
+}
+
+static void conf_free(void *conf)
+{
+    ks_windows_free(conf);
+}
+
+static void metrics_init(windows_metrics_t *m)
+{
+    ks_metric_family_t *ev = ks_metrics_counter(
+        "kscore_window_evictions_total",
+        "Window keys dropped: idle longer than windows.key_ttl, or beyond state.max_bytes.",
+        "reason");
+    m->late = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_late_events_total",
+        "Events older than their key's newest event minus size + grace for at least one "
+        "window feature (computed without them, added to no window).", NULL));
+    m->sketches = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_distinct_sketches_total",
+        "count_distinct buckets that outgrew max_distinct and switched to HyperLogLog.", NULL));
+    m->evicted_idle = ks_metrics_counter_at(ev, (const char *const[]){"idle"});
+    m->evicted_budget = ks_metrics_counter_at(ev, (const char *const[]){"budget"});
+    m->wrong_partition = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_wrong_partition_total",
+        "Events whose window key hashes to another partition than the one they came from "
+        "(the input is not keyed by the window key: window state is per partition).", NULL));
+    m->changelog_records = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_changelog_records_total", "Records produced to the state changelog.",
+        NULL));
+    m->restored_records = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_restored_records_total",
+        "Changelog records read while restoring window state on assignment.", NULL));
+    m->keys = ks_metrics_gauge0(ks_metrics_gauge("kscore_window_keys",
+                                                 "Window keys held in memory.", NULL));
+    m->bytes = ks_metrics_gauge0(ks_metrics_gauge(
+        "kscore_window_state_bytes", "Bytes of window state held in memory.", NULL));
+    m->restoring = ks_metrics_gauge0(ks_metrics_gauge(
+        "kscore_window_restoring_partitions", "Partitions whose window state is being restored.",
+        NULL));
+}
+
+static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbuf,
+                size_t errsize)
+{
+    const struct ks_config *cfg = p->cfg;
+    windows_ctx_t *c = ks_xcalloc(1, sizeof(*c));
+    c->w = conf;
+    c->p = p;
+    pthread_mutex_init(&c->lock, NULL);
+    metrics_init(&c->m);
+    if (strcmp(cfg->state_changelog, "true") == 0) {
+        if (cfg->state_changelog_topic) {
+            c->changelog = ks_xstrdup(cfg->state_changelog_topic);
+        } else {
+            size_t len = strlen(cfg->input_group_id) + 40;
+            c->changelog = ks_xmalloc(len);
+            snprintf(c->changelog, len, "%s-kscore-windows-changelog", cfg->input_group_id);
+        }
+    }
+    c->n_parts = ks_xcalloc(cfg->input_topics.n ? cfg->input_topics.n : 1, sizeof(int32_t));
+    *out = c;
+    return KS_OK;
+}
+
+static void ctx_free(void *ctx)
+{
+    windows_ctx_t *c = ctx;
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c->changelog);
+    free(c->n_parts);
+    free(c);
+}
+
+/* ---------------------------------------------------------------- the changelog topic */
+
+/* Partition count of a topic, 0 if it does not exist, -1 if unknown. */
+static int32_t partition_count(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int32_t n = -1;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1)
+            n = md->topics[0].err ? 0 : md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Waits for one admin result event on q. */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q)
+{
+    return rd_kafka_queue_poll(q, KAFKA_TIMEOUT_MS + 5000);
+}
+
+static int create_changelog(rd_kafka_t *rk, const char *topic, int32_t parts, char *errbuf,
+                            size_t errsize)
+{
+    char kerr[256];
+    int rc = KS_OK;
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, kerr, sizeof(kerr));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev = NULL;
+    if (!nt) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "state changelog topic %s: %s", topic, kerr);
+        goto out;
+    }
+    if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact") ||
+        rd_kafka_NewTopic_set_config(nt, "min.compaction.lag.ms", COMPACTION_LAG_MS)) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "state changelog topic %s: bad settings", topic);
+        goto out;
+    }
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    if (!(ev = admin_wait(q))) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "creating the state changelog topic %s: no answer from the cluster", topic);
+        goto out;
+    }
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (!err && n == 1)
+        err = rd_kafka_topic_result_error(tr[0]);
+    if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "cannot create the state changelog topic %s: %s (create it with "
+                    "cleanup.policy=compact and %d partitions, or set state.changelog_topic)",
+                    topic, n == 1 && rd_kafka_topic_result_error_string(tr[0])
+                               ? rd_kafka_topic_result_error_string(tr[0])
+                               : rd_kafka_err2str(err), (int)parts);
+    else
+        ks_info("windows: created the state changelog topic %s (%d partitions, compacted)", topic,
+                (int)parts);
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (nt)
+        rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+    return rc;
+}
+
+/* The topic's cleanup.policy must include compact. */
+static int check_compacted(rd_kafka_t *rk, const char *topic, char *errbuf, size_t errsize)
+{
+    int rc = KS_OK, found = 0;
+    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev;
+    rd_kafka_DescribeConfigs(rk, &cr, 1, NULL, q);
+    if (!(ev = admin_wait(q))) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "reading the settings of the state changelog topic %s: no answer", topic);
+        goto out;
+    }
+    size_t n = 0, nc = 0;
+    const rd_kafka_DescribeConfigs_result_t *res = rd_kafka_event_DescribeConfigs_result(ev);
+    const rd_kafka_ConfigResource_t **rs = res ? rd_kafka_DescribeConfigs_result_resources(res, &n)
+                                               : NULL;
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (!err && n == 1)
+        err = rd_kafka_ConfigResource_error(rs[0]);
+    if (err) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "cannot read the settings of the state changelog topic %s: %s", topic,
+                    n == 1 && rd_kafka_ConfigResource_error_string(rs[0])
+                        ? rd_kafka_ConfigResource_error_string(rs[0]) : rd_kafka_err2str(err));
+        rd_kafka_event_destroy(ev);
+        goto out;
+    }
+    const rd_kafka_ConfigEntry_t **ce = n == 1 ? rd_kafka_ConfigResource_configs(rs[0], &nc) : NULL;
+    for (size_t i = 0; i < nc; i++) {
+        if (strcmp(rd_kafka_ConfigEntry_name(ce[i]), "cleanup.policy") != 0)
+            continue;
+        const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+        found = 1;
+        if (!v || !strstr(v, "compact"))
+            rc = ks_err(errbuf, errsize, KS_EINVAL,
+                        "the state changelog topic %s exists with cleanup.policy=%s; window "
+                        "state needs a compacted topic (kafka-configs --alter --entity-type "
+                        "topics --entity-name %s --add-config cleanup.policy=compact), or set "
+                        "state.changelog_topic to another topic", topic, v ? v : "?", topic);
+    }
+    if (!found && rc == KS_OK)
+        rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                    "the cluster did not say the cleanup.policy of the state changelog topic %s",
+                    topic);
+    rd_kafka_event_destroy(ev);
+out:
+    rd_kafka_ConfigResource_destroy(cr);
+    rd_kafka_queue_destroy(q);
+    return rc;
+}
+
+/* Once per process: the input partition counts and the changelog topic. */
+static int check_changelog(windows_ctx_t *c, rd_kafka_t *rk, char *errbuf, size_t errsize)
+{
+    const struct ks_config *cfg = c->p->cfg;
+    int rc = KS_OK;
+    pthread_mutex_lock(&c->lock);
+    if (c->checked)
+        goto out;
+    int32_t most = 1;
+    for (size_t i = 0; i < cfg->input_topics.n; i++) {
+        int32_t n = partition_count(rk, cfg->input_topics.items[i]);
+        c->n_parts[i] = n > 0 ? n : 0;
+        if (n > most)
+            most = n;
+    }
+    if (c->changelog) {
+        int32_t have = partition_count(rk, c->changelog);
+        if (have < 0) {
+            rc = ks_err(errbuf, errsize, KS_EKAFKA,
+                        "cannot read the metadata of the state changelog topic %s", c->changelog);
+            goto out;
+        }
+        if (have == 0) /* created compacted: nothing to check */
+            rc = create_changelog(rk, c->changelog, most, errbuf, errsize);
+        else if (have < most)
+            rc = ks_err(errbuf, errsize, KS_EINVAL,
+                        "the state changelog topic %s has %d partitions; it needs one per input "
+                        "partition (%d): add partitions or set state.changelog_topic",
+                        c->changelog, (int)have, (int)most);
+        else
+            rc = check_compacted(rk, c->changelog, errbuf, errsize);
+    }
+    if (rc == KS_OK)
+        c->checked = 1;
+out:
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- per thread */
+
+typedef struct part {
+    char *topic;
+    int32_t partition;
+    int topic_index;            /* in input.topics, -1 offline */
+    ks_wstore_t *s;
+    int64_t last_offset;        /* this batch's last event, -1 if untouched */
+    int64_t applied;            /* the last offset applied, -1 = none */
+    ks_wstore_stats_t shown;    /* stats last added to the metrics */
+} part_t;
+
+typedef struct windows_thread {
+    windows_ctx_t *c;
+    const ks_stage_env_t *envp;
+    ks_stage_env_t env;
+    part_t *parts;
+    size_t n_parts, cap;
+    rd_kafka_topic_t *cl_rkt;   /* the changelog, on the worker's producer */
+    rd_kafka_t *restorer;       /* a consumer for committed offsets and restores */
+    ks_kafka_ctx_t rctx;
+    ks_buf_t key;
+    part_t *emitting;           /* the store whose records are being produced */
+    int64_t next_warn_ns;
+    char err[256];
+} windows_thread_t;
+
+static int thread_init(void *ctx, const ks_stage_env_t *env, void **out, char *errbuf,
+                       size_t errsize)
+{
+    windows_ctx_t *c = ctx;
+    windows_thread_t *t = ks_xcalloc(1, sizeof(*t));
+    int rc = KS_OK;
+    t->c = c;
+    t->env = *env;
+    *out = NULL;
+    if (env->producer) { /* offline: no changelog, no restore */
+        if ((rc = check_changelog(c, env->producer, errbuf, errsize)))
+            goto out;
+        if (c->changelog &&
+            !(t->cl_rkt = rd_kafka_topic_new(env->producer, c->changelog, NULL))) {
+            rc = ks_err(errbuf, errsize, KS_EKAFKA, "cannot open the changelog topic %s: %s",
+                        c->changelog, rd_kafka_err2str(rd_kafka_last_error()));
+            goto out;
+        }
+    }
+    *out = t;
+    t = NULL;
+out:
+    free(t); /* a failed thread_init gets no thread_free */
+    return rc;
+}
+
+static void store_metrics(windows_thread_t *t, part_t *pt, int gone)
+{
+    const windows_metrics_t *m = &t->c->m;
+    ks_wstore_stats_t now = {0};
+    if (!gone)
+        now = *ks_wstore_stats(pt->s);
+    ks_counter_add(m->late, now.late - pt->shown.late);
+    ks_counter_add(m->sketches, now.distinct_switches - pt->shown.distinct_switches);
+    ks_counter_add(m->evicted_idle, now.evicted_idle - pt->shown.evicted_idle);
+    ks_counter_add(m->evicted_budget, now.evicted_budget - pt->shown.evicted_budget);
+    ks_gauge_add(m->keys, (double)now.keys - (double)pt->shown.keys);
+    ks_gauge_add(m->bytes, (double)now.bytes - (double)pt->shown.bytes);
+    if (gone) { /* counters never go back */
+        now.late = pt->shown.late;
+        now.distinct_switches = pt->shown.distinct_switches;
+        now.evicted_idle = pt->shown.evicted_idle;
+        now.evicted_budget = pt->shown.evicted_budget;
+    }
+    pt->shown = now;
+}
+
+static part_t *find_part(windows_thread_t *t, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < t->n_parts; i++) {
+        part_t *pt = &t->parts[i];
+        if (pt->partition == partition &&
+            (pt->topic == topic || (pt->topic && topic && strcmp(pt->topic, topic) == 0)))
+            return pt;
+    }
+    return NULL;
+}
+
+static part_t *add_part(windows_thread_t *t, const char *topic, int32_t partition)
+{
+    const struct ks_config *cfg = t->c->p->cfg;
+    if (t->n_parts == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 8;
+        t->parts = ks_xrealloc(t->parts, t->cap * sizeof(part_t));
+    }
+    part_t *pt = &t->parts[t->n_parts++];
+    memset(pt, 0, sizeof(*pt));
+    pt->topic = topic ? ks_xstrdup(topic) : NULL;
+    pt->partition = partition;
+    pt->topic_index = -1;
+    for (size_t i = 0; topic && i < cfg->input_topics.n; i++)
+        if (strcmp(cfg->input_topics.items[i], topic) == 0)
+            pt->topic_index = (int)i;
+    pt->s = ks_wstore_new(t->c->w, (uint64_t)cfg->state_max_bytes, t->cl_rkt != NULL);
+    pt->last_offset = -1;
+    pt->applied = -1;
+    return pt;
+}
+
+static void drop_part(windows_thread_t *t, part_t *pt)
+{
+    store_metrics(t, pt, 1);
+    ks_wstore_free(pt->s);
+    free(pt->topic);
+    *pt = t->parts[--t->n_parts];
+}
+
+/* One changelog record of the store being flushed: key = topic NUL key. */
+static void emit(void *opaque, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    windows_thread_t *t = opaque;
+    part_t *pt = t->emitting;
+    int64_t first = 0;
+    ks_buf_reset(&t->key);
+    ks_buf_append(&t->key, pt->topic, strlen(pt->topic) + 1);
+    ks_buf_append(&t->key, key, klen);
+    /* the record's first event (the value's stamp, state/window.c) */
+    memcpy(&first, (const char *)val + 2, sizeof(first));
+    uint64_t token = ks_offsets_hold(t->env.offsets, pt->topic, pt->partition, first);
+    int64_t deadline = ks_now_mono_ns() + (int64_t)KAFKA_TIMEOUT_MS * 1000000;
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_produce(t->cl_rkt, pt->partition, RD_KAFKA_MSG_F_COPY, (void *)val, vlen,
+                             t->key.data, t->key.len, (void *)(uintptr_t)token)
+                ? rd_kafka_last_error()
+                : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (!err) {
+            ks_counter_add(t->c->m.changelog_records, 1);
+            return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ks_now_mono_ns() > deadline ||
+            atomic_load(&t->c->p->fatal)) {
+            /* the hold stays: nothing past `first` is committed */
+            ks_error("windows: cannot write to the state changelog %s: %s; stopping without "
+                     "committing", t->c->changelog, rd_kafka_err2str(err));
+            ks_pipeline_fail(t->c->p);
+            return;
+        }
+        rd_kafka_poll(t->env.producer, 10); /* delivery reports make room */
+    }
+}
+
+/* The keying check: would the default partitioner put this key here? */
+static void check_keying(windows_thread_t *t, const part_t *pt, const ks_value_t *row)
+{
+    if (pt->topic_index < 0 || !t->c->n_parts[pt->topic_index])
+        return;
+    const ks_value_t *k = &row[t->c->w->groups[0].key_field];
+    if (k->type != KS_VAL_STR)
+        return;
+    int32_t want = rd_kafka_msg_partitioner_murmur2(NULL, k->str, k->len,
+                                                    t->c->n_parts[pt->topic_index], NULL, NULL);
+    if (want == pt->partition)
+        return;
+    ks_counter_add(t->c->m.wrong_partition, 1);
+    int64_t now = ks_now_mono_ns();
+    if (now >= t->next_warn_ns) {
+        t->next_warn_ns = now + INT64_C(60000000000);
+        ks_warn("windows: an event of key '%.*s' came from %s [%d], but the key hashes to "
+                "partition %d: window state is per partition, so the input topic must be keyed "
+                "by the window key (kscore_window_wrong_partition_total counts these)",
+                (int)(k->len > 64 ? 64 : k->len), k->str, pt->topic, (int)pt->partition,
+                (int)want);
+    }
+}
+
+static void run(void *tctx, ks_batch_t *b)
+{
+    windows_thread_t *t = tctx;
+    const ks_windows_t *w = t->c->w;
+    int64_t wall_ms = ks_now_wall_ms(), mono_ns = ks_now_mono_ns();
+    part_t *pt = NULL;
+
+    for (size_t i = 0; i < b->n; i++) {
+        if (!ks_batch_ok(b, i))
+            continue;
+        const ks_event_t *ev = &b->ev[i];
+        ks_value_t *row = b->fields + i * b->n_fields;
+        int64_t tms;
+        if (ks_windows_event_time(w, row, wall_ms - (mono_ns - ev->recv_ns) / 1000000, &tms,
+                                  t->err, sizeof(t->err))) {
+            const ks_value_t *v = &row[w->time_field];
+            ks_batch_fail(b, i,
+                          v->type == KS_VAL_MISSING || v->type == KS_VAL_NULL
+                              ? KS_ERRCLASS_MISSING_FIELD : KS_ERRCLASS_TYPE,
+                          STAGE, t->err);
+            continue;
+        }
+        if (!pt || pt->partition != ev->partition ||
+            (pt->topic != ev->topic && (!pt->topic || !ev->topic || strcmp(pt->topic, ev->topic))))
+            if (!(pt = find_part(t, ev->topic, ev->partition)))
+                pt = add_part(t, ev->topic, ev->partition); /* offline, or not yet assigned */
+        if (ev->offset <= pt->applied && !atomic_load(&t->c->p->fatal)) {
+            /* the same events again without a rewind (a stage after this
+             * one held the batch): counting them twice would corrupt the
+             * state, so stop; a restart restores the committed prefix */
+            ks_error("windows: %s [%d] offset %lld was already counted (a batch was run "
+                     "again after the windows stage); stopping without committing it",
+                     pt->topic ? pt->topic : "input", (int)pt->partition,
+                     (long long)ev->offset);
+            ks_pipeline_fail(t->c->p);
+        }
+        if (atomic_load(&t->c->p->fatal)) {
+            ks_batch_fail(b, i, KS_ERRCLASS_FEATURE, STAGE, "the pipeline is stopping");
+            continue;
+        }
+        if (ks_wstore_apply(pt->s, row, tms, ev->offset, t->err, sizeof(t->err))) {
+            ks_batch_fail(b, i, KS_ERRCLASS_MISSING_FIELD, STAGE, t->err);
+            continue;
+        }
+        pt->last_offset = pt->applied = ev->offset;
+        check_keying(t, pt, row);
+    }
+    for (size_t k = 0; k < t->n_parts; k++) {
+        part_t *p = &t->parts[k];
+        if (p->last_offset < 0)
+            continue;
+        t->emitting = p;
+        ks_wstore_flush(p->s, p->last_offset, t->cl_rkt ? emit : NULL, t);
+        p->last_offset = -1;
+        store_metrics(t, p, 0);
+    }
+}
+
+/* ---------------------------------------------------------------- restore */
+
+static int restorer_open(windows_thread_t *t, char *errbuf, size_t errsize)
+{
+    const struct ks_config *cfg = t->c->p->cfg;
+    char client_id[64];
+    int rc;
+    if (t->restorer)
+        return KS_OK;
+    snprintf(t->rctx.name, sizeof(t->rctx.name), "worker-%d-restore", t->env.worker);
+    snprintf(client_id, sizeof(client_id), "kscore-%d-restore", t->env.worker);
+    t->rctx.worker = t->env.worker;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if ((rc = ks_config_apply_kafka(cfg, KS_KAFKA_CONSUMER, conf, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "client.id", client_id, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "group.id", cfg->input_group_id, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "enable.partition.eof", "true", errbuf, errsize))) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    return ks_kafka_client_new(&t->rctx, RD_KAFKA_CONSUMER, conf, &t->restorer, errbuf, errsize);
+}
+
+/* Rebuilds the stores of `parts` (just created, empty) from the changelog. */
+static int restore(windows_thread_t *t, const rd_kafka_topic_partition_list_t *parts)
+{
+    windows_ctx_t *c = t->c;
+    char err[512];
+    int rc = KS_OK;
+    size_t n_records = 0;
+    int64_t start = ks_now_mono_ns();
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new(parts->cnt);
+    int64_t *ends = ks_xcalloc((size_t)parts->cnt, sizeof(int64_t));
+
+    if ((rc = restorer_open(t, err, sizeof(err))))
+        goto out;
+    for (int i = 0; i < committed->cnt; i++)
+        committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_resp_err_t kerr = rd_kafka_committed(t->restorer, committed, KAFKA_TIMEOUT_MS);
+    if (kerr) {
+        snprintf(err, sizeof(err), "reading the committed offsets: %s", rd_kafka_err2str(kerr));
+        rc = KS_EKAFKA;
+        goto out;
+    }
+    /* the changelog partitions to read: those of partitions with a commit */
+    for (int i = 0; i < committed->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &committed->elems[i];
+        int64_t lo, hi;
+        if (e->offset < 0)
+            continue; /* nothing committed: the state of nothing is empty */
+        if (rd_kafka_topic_partition_list_find(cl, c->changelog, e->partition))
+            continue;
+        kerr = rd_kafka_query_watermark_offsets(t->restorer, c->changelog, e->partition, &lo, &hi,
+                                                KAFKA_TIMEOUT_MS);
+        if (kerr) {
+            snprintf(err, sizeof(err), "reading the changelog's offsets: %s",
+                     rd_kafka_err2str(kerr));
+            rc = KS_EKAFKA;
+            goto out;
+        }
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(cl, c->changelog, e->partition)->offset = lo;
+            ends[cl->cnt - 1] = hi;
+        }
+    }
+    if (cl->cnt == 0)
+        goto out;
+    ks_gauge_add(c->m.restoring, parts->cnt);
+    atomic_fetch_add(&c->p->restoring, parts->cnt); /* /readyz: not ready meanwhile */
+    if ((kerr = rd_kafka_assign(t->restorer, cl))) {
+        snprintf(err, sizeof(err), "assigning the changelog: %s", rd_kafka_err2str(kerr));
+        rc = KS_EKAFKA;
+        goto restored;
+    }
+    int left = cl->cnt;
+    int64_t deadline = start + t->c->p->cfg->state_restore_timeout_ms * 1000000;
+    while (left > 0) {
+        /* a shutdown waits for it too: a half-restored partition must never
+         * score a batch (the worker drains what it holds before leaving) */
+        if (ks_now_mono_ns() > deadline) {
+            snprintf(err, sizeof(err), "restoring did not finish within state.restore_timeout_ms "
+                     "(%lld ms; %zu records read)", (long long)c->p->cfg->state_restore_timeout_ms,
+                     n_records);
+            rc = KS_EKAFKA;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(t->restorer, 100);
+        if (!m)
+            continue;
+        int idx = -1;
+        for (int k = 0; k < cl->cnt; k++)
+            if (cl->elems[k].partition == m->partition)
+                idx = k;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && idx >= 0 &&
+                                                          m->offset >= ends[idx] - 1)) {
+            if (idx >= 0 && ends[idx] >= 0) {
+                ends[idx] = -1; /* done */
+                left--;
+            }
+        }
+        if (!m->err && m->key && m->payload) {
+            /* key: input topic NUL window key */
+            const char *key = m->key, *nul = memchr(key, 0, m->key_len);
+            if (nul) {
+                for (int k = 0; k < committed->cnt; k++) {
+                    const rd_kafka_topic_partition_t *e = &committed->elems[k];
+                    if (e->partition != m->partition || e->offset < 0 ||
+                        strcmp(e->topic, key) != 0)
+                        continue;
+                    part_t *pt = find_part(t, e->topic, e->partition);
+                    size_t rest = m->key_len - (size_t)(nul + 1 - key);
+                    if (pt && ks_wstore_restore(pt->s, nul + 1, rest, m->payload, m->len,
+                                                e->offset) == KS_EINVAL)
+                        ks_warn("windows: %s [%d] offset %lld: a changelog record kscore "
+                                "cannot read was skipped", c->changelog, (int)m->partition,
+                                (long long)m->offset);
+                }
+                n_records++;
+            }
+        } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ks_warn("windows: restoring: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(t->restorer, NULL);
+restored:
+    ks_gauge_add(c->m.restoring, -parts->cnt);
+    atomic_fetch_sub(&c->p->restoring, parts->cnt);
+    ks_counter_add(c->m.restored_records, n_records);
+out:
+    if (rc) {
+        ks_error("windows: cannot restore the window state of %d partition(s) from %s: %s; "
+                 "stopping", parts->cnt, c->changelog, err);
+        ks_pipeline_fail(c->p);
+    } else if (cl->cnt) {
+        size_t keys = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            part_t *pt = find_part(t, parts->elems[i].topic, parts->elems[i].partition);
+            if (pt) {
+                keys += ks_wstore_stats(pt->s)->keys;
+                store_metrics(t, pt, 0);
+            }
+        }
+        ks_info("windows: restored %zu keys of %d partition(s) from %zu changelog records in "
+                "%.2f s", keys, parts->cnt, n_records, (ks_now_mono_ns() - start) / 1e9);
+    }
+    free(ends);
+    rd_kafka_topic_partition_list_destroy(cl);
+    rd_kafka_topic_partition_list_destroy(committed);
+    return rc;
+}
+
+static void on_assign(void *tctx, const rd_kafka_topic_partition_list_t *parts)
+{
+    windows_thread_t *t = tctx;
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = find_part(t, parts->elems[i].topic, parts->elems[i].partition);
+        if (pt)
+            drop_part(t, pt); /* state from before: the changelog is the truth */
+        add_part(t, parts->elems[i].topic, parts->elems[i].partition);
+    }
+    if (t->cl_rkt && parts->cnt)
+        restore(t, parts);
+}
+
+static void on_revoke(void *tctx, const rd_kafka_topic_partition_list_t *parts)
+{
+    windows_thread_t *t = tctx;
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = find_part(t, parts->elems[i].topic, parts->elems[i].partition);
+        if (pt)
+            drop_part(t, pt);
+    }
+}
+
+static void thread_free(void *tctx)
+{
+    windows_thread_t *t = tctx;
+    if (!t)
+        return;
+    while (t->n_parts)
+        drop_part(t, &t->parts[t->n_parts - 1]);
+    free(t->parts);
+    if (t->cl_rkt)
+        rd_kafka_topic_destroy(t->cl_rkt);
+    if (t->restorer) {
+        rd_kafka_consumer_close(t->restorer);
+        rd_kafka_destroy(t->restorer);
+    }
+    ks_buf_free(&t->key);
+    free(t);
+}
+
+static const ks_config_key_t windows_keys[] = {
+    {"state.changelog", KS_CONF_ENUM, KS_CONF_OFF(state_changelog), KS_CONF_NOHAS, 0, "true", 0, 0,
+     "true|false",
+     "Keep window state durable in a compacted changelog topic and restore it on assignment "
+     "(false: state starts empty after every restart or rebalance)."},
+    {"state.changelog_topic", KS_CONF_STRING, KS_CONF_OFF(state_changelog_topic), KS_CONF_NOHAS,
+     0, NULL, 0, 0, NULL,
+     "The window state's changelog topic (default <input.group_id>-kscore-windows-changelog); "
+     "created compacted at start-up if absent."},
+    {"state.max_bytes", KS_CONF_INT, KS_CONF_OFF(state_max_bytes), KS_CONF_NOHAS, 0, "1073741824",
+     0, 1LL << 50, NULL,
+     "Window state budget per worker, in bytes (0 = none); beyond it the least recently used "
+     "keys are evicted (kscore_window_evictions_total{reason=\"budget\"})."},
+    {"state.restore_timeout_ms", KS_CONF_INT, KS_CONF_OFF(state_restore_timeout_ms),
+     KS_CONF_NOHAS, 0, "300000", 1000, 3600000, NULL,
+     "Longest time restoring window state on assignment may take before kscore stops."},
+};
+
+static const ks_config_section_t windows_sections[] = {
+    {"windows", "Window features' time and lateness: time (an event-time field, or "
+                "processing), time_unit, grace, key_ttl (see docs/windows.md)."},
+};
+
+const ks_stage_type_t ks_stage_windows = {
+    .name = STAGE,
+    .keys = windows_keys,
+    .n_keys = KS_ARRAY_LEN(windows_keys),
+    .sections = windows_sections,
+    .n_sections = KS_ARRAY_LEN(windows_sections),
+    .configure = configure,
+    .conf_free = conf_free,
+    .init = init,
+    .thread_init = thread_init,
+    .run = run,
+    .on_assign = on_assign,
+    .on_revoke = on_revoke,
+    .thread_free = thread_free,
+    .free = ctx_free,
+};
