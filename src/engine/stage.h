@@ -117,5 +117,8 @@ extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
 /* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
  * features in the registry. */
 extern const ks_stage_type_t ks_stage_lookups;
+/* Model deployments (engine/stages/route.c): each row's variant (champion,
+ * canary, A/B) and the shadow; between features and model in the registry. */
+extern const ks_stage_type_t ks_stage_route;
 
 #endif
