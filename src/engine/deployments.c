@@ -429,35 +429,51 @@ static void report(ks_deployments_t *d, long long offset, const ks_deploy_msg_t 
     ks_buf_free(&b);
 }
 
-/* Parses and folds one record of the topic. */
+/* Parses and folds one message; returns FOLD_* (a message that does not
+ * parse is refused with why "invalid_message"). */
+static int fold_json(ks_deployments_t *d, const char *buf, size_t len, long long offset,
+                     int swap, ks_deploy_msg_t *m, const char **why, char *err, size_t errsize)
+{
+    if (ks_deploy_msg_parse(buf, len, m, err, errsize)) {
+        *why = "invalid_message";
+        pthread_mutex_lock(&d->state_lock);
+        d->state.refused++;
+        d->state.last_offset = offset;
+        pthread_mutex_unlock(&d->state_lock);
+        return FOLD_REFUSED;
+    }
+    return fold(d, m, offset, swap, why, err, errsize);
+}
+
+/* Folds one record of the topic: log line, metric, status record (unless
+ * quiet), a trace line per message (kscore deployments). */
 static int fold_record(ks_deployments_t *d, const rd_kafka_message_t *rm, int swap, int quiet,
                        FILE *trace)
 {
     ks_deploy_msg_t m;
     char err[1024];
-    const char *why = "invalid_message";
-    int result;
-    if (ks_deploy_msg_parse(rm->payload ? rm->payload : "", rm->len, &m, err, sizeof(err))) {
-        pthread_mutex_lock(&d->state_lock);
-        d->state.refused++;
-        d->state.last_offset = rm->offset;
-        pthread_mutex_unlock(&d->state_lock);
-        result = FOLD_REFUSED;
-    } else {
-        result = fold(d, &m, rm->offset, swap, &why, err, sizeof(err));
-    }
+    const char *why = NULL;
+    int result = fold_json(d, rm->payload ? rm->payload : "", rm->len, rm->offset, swap, &m,
+                           &why, err, sizeof(err));
+    int parsed = !(result == FOLD_REFUSED && !strcmp(why, "invalid_message"));
     if (trace)
         fprintf(trace, "offset %lld: %s %s: %s%s%s\n", (long long)rm->offset,
-                result == FOLD_REFUSED && why && !strcmp(why, "invalid_message")
-                    ? "?" : ks_deploy_action_name(m.action),
-                m.version[0] ? m.version : "-",
+                parsed ? ks_deploy_action_name(m.action) : "?", parsed && m.version[0] ? m.version : "-",
                 result == FOLD_APPLIED ? "applied" : result == FOLD_UNCHANGED ? "unchanged"
                                                                               : "refused (",
                 result == FOLD_REFUSED ? why : "", result == FOLD_REFUSED ? ")" : "");
     if (!quiet)
-        report(d, rm->offset, result == FOLD_REFUSED && !strcmp(why, "invalid_message") ? NULL : &m,
-               result, why, err, NULL);
+        report(d, rm->offset, parsed ? &m : NULL, result, why, err, NULL);
     return result;
+}
+
+int ks_deployments_apply(struct ks_pipeline *p, const char *json, size_t len, long long offset,
+                         const char **why, char *errbuf, size_t errsize)
+{
+    ks_deploy_msg_t m;
+    *why = NULL;
+    int result = fold_json(p->deploy, json, len, offset, 1, &m, why, errbuf, errsize);
+    return result == FOLD_REFUSED ? KS_EINVAL : KS_OK;
 }
 
 /* ---- Kafka -------------------------------------------------------------- */

@@ -28,6 +28,17 @@ int ks_deployments_start(struct ks_pipeline *p, char *errbuf, size_t errsize);
 void ks_deployments_stop(struct ks_pipeline *p);
 void ks_deployments_free(struct ks_pipeline *p);
 
+/* Folds one deployment message (JSON) as if read at `offset`, putting the
+ * resulting routing in service: what the deployments thread does with each
+ * record (without the log line and status record). KS_OK when applied or
+ * unchanged; KS_EINVAL when refused, with the reason in *why
+ * ("invalid_message", "not_applicable", "unreadable", "sha256_mismatch",
+ * "load_failed", "incompatible_outputs", "feature_mismatch",
+ * "output_mismatch", "warmup_failed", "warmup_nan") and a sentence in
+ * errbuf. Tests; the caller must not race the deployments thread. */
+int ks_deployments_apply(struct ks_pipeline *p, const char *json, size_t len, long long offset,
+                         const char **why, char *errbuf, size_t errsize);
+
 /* Appends the deployment state in service as JSON (deploy.h's shape plus
  * "instance"), or "null" when deployments are off. Any thread. */
 void ks_deployments_status_json(struct ks_pipeline *p, ks_buf_t *out);
