@@ -253,8 +253,9 @@ static void variant_metrics(ks_route_variant_t *v)
                            "model version and routing variant.", "model_version,variant"), lv);
     v->latency = ks_metrics_histogram_at(
         ks_metrics_histogram("kscore_model_latency_seconds",
-                             "Model time per scored row (the time of the call that scored it), "
-                             "per model version and routing variant.", "model_version,variant",
+                             "Model compute time (thread CPU) per scored row: the time of the "
+                             "call that scored it, per model version and routing variant.",
+                             "model_version,variant",
                              ks_buckets_latency_seconds, ks_buckets_latency_seconds_n), lv);
 }
 

@@ -73,7 +73,7 @@ const char *ks_guard_judge(const ks_guard_limits_t *l, const ks_guard_snap_t *ct
         double c99 = 1e3 * ks_guard_quantile(l->lat_bounds, l->n_lat, cd, 0.99);
         double h99 = champ_seen ? 1e3 * ks_guard_quantile(l->lat_bounds, l->n_lat, hd, 0.99) : 0;
         if (c99 > l->max_p99_ms && !(c99 <= h99)) {
-            snprintf(why, whysize, "p99 model time %.4g ms > guard.max_p99_ms %g (champion %.4g ms)",
+            snprintf(why, whysize, "p99 model compute time %.4g ms > guard.max_p99_ms %g (champion %.4g ms)",
                      c99, l->max_p99_ms, h99);
             return "p99";
         }

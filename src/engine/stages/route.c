@@ -47,8 +47,9 @@ static const ks_config_key_t route_keys[] = {
      "this and the champion's (0..1; default: no limit)."},
     {"guard.max_p99_ms", KS_CONF_DOUBLE, KS_CONF_OFF(guard_max_p99_ms),
      KS_CONF_OFF(guard_has_p99), 0, NULL, 0, 0, NULL,
-     "Roll a candidate back when the p99 of its model time per batch over guard.window "
-     "exceeds this many ms and the champion's (default: no limit)."},
+     "Roll a candidate back when the p99 of its model compute time (thread CPU of the call "
+     "that scored each row) over guard.window exceeds this many ms and the champion's "
+     "(default: no limit)."},
     {"guard.max_score_psi", KS_CONF_DOUBLE, KS_CONF_OFF(guard_max_score_psi),
      KS_CONF_OFF(guard_has_psi), 0, NULL, 0, 0, NULL,
      "Roll a candidate back when the population stability index of its scores against the "
