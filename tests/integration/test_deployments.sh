@@ -112,7 +112,15 @@ awk '$2 == "canary" { print $1; exit }' "$WORK/var-a.txt" >"$WORK/one-canary-id"
 [ "$(kcat -b "$BROKERS" -C -t "$OUT_A" -o beginning -e -q |
     jq -r --arg id "$(cat "$WORK/one-canary-id")" 'select(.id == $id) | .model_version')" = v2 ] ||
     fail "canary record not by v2"
-log "canary: $on of $N2 keys on v2; instance B routes every key alike"
+http_get "$URL_A/status.json" | jq -e '.deployments.variants[0] | .variant == "canary" and
+    .model_version == "v2" and .share == 0.1 and .predictions > 0' >/dev/null ||
+    fail "status.json: $(http_get "$URL_A/status.json" | jq -c .deployments)"
+http_get "$URL_A/status.json" | jq -e '.deployments.shadow | .model_version == "v2" and
+    .compared > 0 and .agreement > 0.5 and .mean_abs_delta > 0' >/dev/null ||
+    fail "status.json shadow: $(http_get "$URL_A/status.json" | jq -c .deployments.shadow)"
+http_get "$URL_A/metrics" | grep -q 'kscore_route_share{model_version="v2",variant="canary"} 0.1' ||
+    fail "/metrics has no canary share"
+log "canary: $on of $N2 keys on v2; instance B routes every key alike; status page and /metrics show it"
 ks_stop "$A" TERM
 [ "$KS_RC" = 0 ] || fail "A exited $KS_RC"
 ks_start a run -c "$WORK/pipeline.yaml" $SETS
