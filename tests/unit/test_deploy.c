@@ -355,10 +355,11 @@ static void test_pipeline(void)
     variant_of(model, "\"task\":\"classification\"", "\"task\":\"regression\"", "regr.json",
                hex_regr);
 
-    const char *sets[] = {"model.deployments_topic=deploys", "batch.max_size=5000"};
+    const char *sets[] = {"model.deployments_topic=deploys", "batch.max_size=5000",
+                          "shadow.topic=shadow-records"};
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
-    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 2, &cfg, err, sizeof(err)) == 0,
+    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 3, &cfg, err, sizeof(err)) == 0,
               "%s", err);
     CHECK_MSG(ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0, "%s", err);
     if (!p)

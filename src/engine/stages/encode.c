@@ -12,7 +12,7 @@
  *
  * Under a routing (model.deployments_topic) each row's record names the
  * model version that scored it and its "variant" (champion, canary, a..d);
- * with a shadow model, each good row also gets a shadow record of the same
+ * with a shadow model and shadow.topic, each good row also gets a shadow record of the same
  * shape with the shadow's prediction, "variant":"shadow" and "shadow_of":
  * the version it shadowed, into a buffer of this stage's thread state that
  * the shadow sink reads (b->shadow_recs).
@@ -209,8 +209,8 @@ static void encode_run(void *tctx, ks_batch_t *b)
         if (ks_batch_ok(b, i))
             encode_one(p, b, i, &b->recs, rt->v[b->variant[i]].sv,
                        b->out + b->good_row[i] * n_out, rt->v[b->variant[i]].name, NULL);
-    if (!b->shadow_out)
-        return;
+    if (!b->shadow_out || !p->cfg->shadow_topic)
+        return; /* no shadow records without shadow.topic: metrics only */
     if (b->n > t->cap) {
         t->shadow_off = ks_xrealloc(t->shadow_off, b->n * sizeof(size_t));
         t->shadow_len = ks_xrealloc(t->shadow_len, b->n * sizeof(size_t));
