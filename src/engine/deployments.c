@@ -776,7 +776,8 @@ int ks_deployments_new(struct ks_pipeline *p, char *errbuf, size_t errsize)
         cfg->guard_has_p99 ? cfg->guard_max_p99_ms : NAN,
         cfg->guard_has_psi ? cfg->guard_max_score_psi : NAN,
         (uint64_t)cfg->guard_min_events, ks_buckets_latency_seconds, NULL,
-        ks_buckets_latency_seconds_n - (ks_buckets_latency_seconds_n + 1 > KS_GUARD_MAXB), 0};
+        ks_buckets_latency_seconds_n < KS_GUARD_MAXB ? ks_buckets_latency_seconds_n
+                                                     : KS_GUARD_MAXB - 1, 0};
     d->guard_on = cfg->guard_has_error_rate || cfg->guard_has_p99 || cfg->guard_has_psi;
     const ks_histogram_t *score = p->serving->score;
     d->limits.score_bounds = score->bounds;
