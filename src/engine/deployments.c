@@ -315,6 +315,8 @@ static ks_routing_t *routing_build(ks_deployments_t *d, const ks_deploy_state_t 
 
 /* ---- folding messages --------------------------------------------------- */
 
+static void guard_follow(ks_deployments_t *d, const ks_routing_t *rt);
+
 enum { FOLD_APPLIED, FOLD_UNCHANGED, FOLD_REFUSED };
 
 static int same_routing(const ks_deploy_state_t *a, const ks_deploy_state_t *b)
@@ -332,8 +334,13 @@ static int same_routing(const ks_deploy_state_t *a, const ks_deploy_state_t *b)
 /* Adopts d->next with its checked models l: into service when `swap`. */
 static void adopt(ks_deployments_t *d, loaded_t *l, size_t n_l, int swap)
 {
-    if (swap)
-        ks_pipeline_set_routing(d->p, routing_build(d, &d->next, l, n_l));
+    if (swap) {
+        ks_routing_t *rt = routing_build(d, &d->next, l, n_l);
+        /* the guard's window starts now, before any batch uses the routing:
+         * a burst scored before its next tick still counts */
+        guard_follow(d, rt);
+        ks_pipeline_set_routing(d->p, rt);
+    }
     for (size_t i = 0; i < d->n_loaded; i++)
         ks_serving_release(d->loaded[i].sv);
     memcpy(d->loaded, l, n_l * sizeof(*l));
@@ -624,19 +631,23 @@ static void snap(const ks_route_variant_t *v, ks_guard_snap_t *s)
     snap_hist(v->sv->score, s->score);
 }
 
-/* Points the guard at the routing in service (a new one restarts the
- * window). */
+/* Points the guard at a routing (a new one restarts the window) and takes
+ * the window's first snapshot: called with the routing before it goes into
+ * service, so every row it scores falls inside the window. */
 static void guard_follow(ks_deployments_t *d, const ks_routing_t *rt)
 {
     if (rt == d->guarded)
         return;
     d->guarded = rt;
     d->n_slots = 0;
-    d->ring_head = d->ring_n = 0;
     for (size_t i = 0; i < rt->n; i++)
         d->slot[d->n_slots++].var = &rt->v[i];
     if (rt->shadow.sv)
         d->slot[d->n_slots++].var = &rt->shadow;
+    for (size_t i = 0; i < d->n_slots; i++)
+        snap(d->slot[i].var, &d->slot[i].ring[0]);
+    d->ring_head = 1 % d->ring_len;
+    d->ring_n = 1;
 }
 
 /* One guard step: snapshot, then judge each candidate over the window. */
@@ -686,6 +697,8 @@ static void guard_tick(ks_deployments_t *d)
                result == FOLD_REFUSED ? NULL : breach);
         /* every replica, and every restart, applies it too */
         ks_buf_t b = {0};
+        if (!d->producer) /* ks_deployments_guard_tick without Kafka (tests) */
+            goto done;
         ks_deploy_msg_json(&m, &b);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             d->producer, RD_KAFKA_V_RKT(d->deploy_rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -695,10 +708,17 @@ static void guard_tick(ks_deployments_t *d)
             ks_error("guard: cannot write the rollback of %s to %s: %s; other replicas keep "
                      "routing it until their own guard breaches", version,
                      d->cfg->deployments_topic, rd_kafka_err2str(e));
+    done:
         ks_buf_free(&b);
     }
     ks_routing_release(rt);
     ks_serving_release(sv);
+}
+
+void ks_deployments_guard_tick(struct ks_pipeline *p)
+{
+    if (p->deploy && p->deploy->guard_on)
+        guard_tick(p->deploy);
 }
 
 /* ---- the thread --------------------------------------------------------- */

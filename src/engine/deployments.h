@@ -39,6 +39,11 @@ void ks_deployments_free(struct ks_pipeline *p);
 int ks_deployments_apply(struct ks_pipeline *p, const char *json, size_t len, long long offset,
                          const char **why, char *errbuf, size_t errsize);
 
+/* One step of the guard (what the deployments thread does every
+ * guard.interval_ms): snapshot, judge, roll back. Tests; without Kafka
+ * clients the rollback is applied here only. */
+void ks_deployments_guard_tick(struct ks_pipeline *p);
+
 /* Appends the deployment state in service as JSON (deploy.h's shape plus
  * "instance"), or "null" when deployments are off. Any thread. */
 void ks_deployments_status_json(struct ks_pipeline *p, ks_buf_t *out);

@@ -272,13 +272,18 @@ enum { N_EVENTS = 2000 };
 static char *lines[N_EVENTS];
 
 /* Runs the events through the pipeline's stages into b (caller releases). */
-static void score(ks_pipeline_t *p, ks_stage_runner_t *r, ks_batch_t *b)
+static void score_lines(ks_stage_runner_t *r, ks_batch_t *b, char **ev)
 {
     ks_batch_reset(b, N_EVENTS);
     for (size_t i = 0; i < N_EVENTS; i++)
-        b->ev[i] = (ks_event_t){lines[i], strlen(lines[i]), NULL, 0, -1, ks_now_mono_ns(), NULL,
+        b->ev[i] = (ks_event_t){ev[i], strlen(ev[i]), NULL, 0, -1, ks_now_mono_ns(), NULL,
                                 -1, (int64_t)i, NULL};
     ks_stage_runner_run(r, b);
+}
+
+static void score(ks_pipeline_t *p, ks_stage_runner_t *r, ks_batch_t *b)
+{
+    score_lines(r, b, lines);
 }
 
 /* `kscore model predict` of model file `name` on the batch's feature rows:
@@ -356,10 +361,11 @@ static void test_pipeline(void)
                hex_regr);
 
     const char *sets[] = {"model.deployments_topic=deploys", "batch.max_size=5000",
-                          "shadow.topic=shadow-records"};
+                          "shadow.topic=shadow-records", "guard.max_error_rate=0.05",
+                          "guard.min_events=100"};
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
-    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 3, &cfg, err, sizeof(err)) == 0,
+    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 5, &cfg, err, sizeof(err)) == 0,
               "%s", err);
     CHECK_MSG(ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0, "%s", err);
     if (!p)
@@ -477,6 +483,49 @@ static void test_pipeline(void)
     CHECK_EQ_STR(p->serving->model->version, "v2");
     CHECK(apply(p, "{\"action\":\"rollback\"}") == 0);
     CHECK_EQ_STR(p->serving->model->version, "fraud-lr-1");
+    /* the guard: a candidate returning NaN on live events (not on its
+     * warm-up rows) is rolled back once it failed min_events rows, even when
+     * they were all scored before the guard's first look */
+    char hex_v3[65];
+    variant_of(model, "\"coef\":[[", "\"coef\":[[1e300,0,-1e300,", "v3.json", hex_v3);
+    char *v3 = slurp(strcat(strcpy((char[128]){0}, dir), "/v3.json"), &len);
+    {   /* drop the three original coefficients the prefix displaced */
+        char *at = strstr(v3, "-1e300,") + 7;
+        char *rest = at;
+        for (int k = 0; k < 3; k++)
+            rest = strchr(rest, ',') + 1;
+        memmove(at, rest, strlen(rest) + 1);
+        put("v3.json", v3, strlen(v3), hex_v3);
+        free(v3);
+    }
+    CHECK_MSG(apply(p, "{\"action\":\"canary\",\"version\":\"v3\",\"path\":\"%s/v3.json\","
+                       "\"sha256\":\"%s\",\"percent\":50}", dir, hex_v3) == 0, "%s", last_err);
+    char *extreme[N_EVENTS];
+    for (int i = 0; i < N_EVENTS; i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "{\"id\":\"g%d\",\"amount\":1e306,\"n_tx_24h\":1e306,"
+                 "\"account_age_days\":100,\"ts\":\"2026-01-01T00:00:00Z\"}", i);
+        extreme[i] = strdup(buf);
+    }
+    score_lines(r, &b, extreme);
+    size_t failed = 0;
+    for (size_t i = 0; i < b.n; i++)
+        failed += !ks_batch_ok(&b, i);
+    CHECK_MSG(failed > N_EVENTS / 3 && failed < 2 * N_EVENTS / 3, "%zu rows failed", failed);
+    ks_batch_release_models(&b);
+    CHECK_EQ_INT((long long)p->routing->n, 2);
+    ks_deployments_guard_tick(p);
+    CHECK_EQ_INT((long long)p->routing->n, 1); /* rolled back */
+    CHECK_EQ_STR(p->serving->model->version, "fraud-lr-1");
+    score_lines(r, &b, extreme);
+    failed = 0;
+    for (size_t i = 0; i < b.n; i++)
+        failed += !ks_batch_ok(&b, i);
+    CHECK_EQ_INT((long long)failed, 0);
+    ks_batch_release_models(&b);
+    for (int i = 0; i < N_EVENTS; i++)
+        free(extreme[i]);
+
     ks_buf_t js = {0};
     ks_deployments_status_json(p, &js);
     CHECK_CONTAINS(js.data, "\"champion\":\"fraud-lr-1\"");
