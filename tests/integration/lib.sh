@@ -380,6 +380,7 @@ check_profiles() {
             u = substr($1, 2) + 0
             if ($2 != u % 97 || $3 != (u % 1000) + 0.25 || $4 != "seg" (u % 7)) w++
         } END { print n + 0, d + 0, w + 0 }'
+}
 
 # wait_log FILE PATTERN TIMEOUT_S [COUNT] : until FILE has COUNT (default 1)
 # lines matching the grep pattern.
