@@ -478,6 +478,29 @@ static void test_pipeline(void)
     ks_routing_release(held);
     ks_serving_release(held_sv);
 
+    /* A/B 30/70 between the champion and v2: variants "a" and "b", each row
+     * scored by its variant's version, the split close to 30/70 */
+    CHECK_MSG(apply(p, "{\"action\":\"ab\",\"variants\":{\"fraud-lr-1\":30,\"v2\":70}}") == 0,
+              "%s", last_err);
+    score(p, r, &b);
+    size_t on_b = 0, bad_ab = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        if (!ks_batch_ok(&b, i))
+            continue;
+        size_t rl;
+        const char *rec = ks_batch_record(&b, i, &rl);
+        const char *ta = "\"model_version\":\"fraud-lr-1\",\"variant\":\"a\"";
+        const char *tb = "\"model_version\":\"v2\",\"variant\":\"b\"";
+        int is_b = memmem(rec, rl, tb, strlen(tb)) != NULL;
+        bad_ab += !is_b && memmem(rec, rl, ta, strlen(ta)) == NULL;
+        bad_ab += is_b != (b.variant[i] == 1);
+        on_b += is_b;
+    }
+    CHECK_EQ_INT((long long)bad_ab, 0);
+    CHECK_MSG(on_b > N_EVENTS * 6 / 10 && on_b < N_EVENTS * 8 / 10, "%zu of %d rows on b", on_b,
+              N_EVENTS);
+    ks_batch_release_models(&b);
+
     /* promote, then roll back to the first champion */
     CHECK(apply(p, "{\"action\":\"promote\",\"version\":\"v2\"}") == 0);
     CHECK_EQ_STR(p->serving->model->version, "v2");
@@ -530,6 +553,7 @@ static void test_pipeline(void)
     ks_deployments_status_json(p, &js);
     CHECK_CONTAINS(js.data, "\"champion\":\"fraud-lr-1\"");
     CHECK_CONTAINS(js.data, "\"refused\":8");
+    CHECK_CONTAINS(js.data, "\"applied\":");
     ks_buf_free(&js);
 
     ks_batch_destroy(&b);
