@@ -61,6 +61,27 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
  * it and how to create it); KS_EXIT_RUNTIME when the cluster did not answer
  * in time or transactions are not available. */
 int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, size_t errsize);
+/* Model deployments (model.deployments_topic, docs/deployments.md). */
+/* `kscore deployments`: reads the deployments topic to its end, folding
+ * every message exactly as each replica does (model files checked), and
+ * prints the state every replica will apply: a summary and one line per
+ * message, then the state as one JSON line (only that line with `json`).
+ * Returns a KS_EXIT_* code (errbuf says why). */
+int ks_pipeline_deployments(ks_pipeline_t *p, FILE *out, int json, char *errbuf,
+                            size_t errsize);
+/* `kscore deploy`: one deployment message. action: shadow, canary, ab,
+ * promote, rollback or retire; model_path (optional) is written as an
+ * absolute path with its sha256; percent for canary; variants for ab as
+ * "VERSION=PERCENT,...". The message is first tried on the topic's current
+ * state as a replica would (model files checked): one every replica would
+ * refuse is not written (KS_EXIT_USAGE). Prints the message written. */
+typedef struct ks_deploy_request {
+    const char *action, *version, *model_path, *variants, *reason;
+    double percent;
+} ks_deploy_request_t;
+int ks_pipeline_deploy(ks_pipeline_t *p, const ks_deploy_request_t *r, FILE *out, char *errbuf,
+                       size_t errsize);
+
 /* Frees the pipeline and returns 0; or, when a worker had to be left behind
  * stuck in the Kafka client at shutdown (logged), frees nothing and returns 1:
  * the caller must then keep the config too and just exit. */

@@ -1,5 +1,6 @@
 /*
- * main.c - the `kscore` command: run, predict, validate, model, version.
+ * main.c - the `kscore` command: run, predict, validate, deploy, deployments,
+ * model, version.
  * Uses only the public header and the tools of cli/cli.h. Exit codes: 0 ok, 1 runtime failure, 2 bad
  * usage or config (see kscore.h).
  */
@@ -24,6 +25,11 @@ static void usage(FILE *out)
             "                  dead letters go to stderr as JSON lines\n"
             "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
             "                                          (--online: and that the topics exist)\n"
+            "  kscore deploy   -c pipeline.yaml [--model m.json] --version V\n"
+            "                  (--shadow | --canary PERCENT | --ab V1=P1,V2=P2 | --promote |\n"
+            "                   --rollback | --retire) [--reason TEXT]\n"
+            "                  writes a deployment to model.deployments_topic (docs/deployments.md)\n"
+            "  kscore deployments -c pipeline.yaml [--json]   the state every replica applies\n"
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
@@ -47,6 +53,9 @@ static void on_signal(int sig)
 
 typedef struct args {
     int online;             /* validate --online */
+    int deploy;             /* deploy / deployments: their options are allowed */
+    int json;               /* deployments --json */
+    ks_deploy_request_t req;
     const char *config;
     const char **sets;
     size_t n_sets;
@@ -70,6 +79,41 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->sets[a->n_sets++] = arg + 6;
         else if (!strcmp(arg, "--online"))
             a->online = 1;
+        else if (a->deploy && !strcmp(arg, "--json"))
+            a->json = 1;
+        else if (a->deploy && (!strcmp(arg, "--shadow") || !strcmp(arg, "--promote") ||
+                               !strcmp(arg, "--rollback") || !strcmp(arg, "--retire"))) {
+            if (a->req.action) {
+                fprintf(stderr, "kscore deploy: give one action, not %s and %s\n",
+                        a->req.action, arg + 2);
+                return KS_EXIT_USAGE;
+            }
+            a->req.action = arg + 2;
+        } else if (a->deploy && i + 1 < argc &&
+                   (!strcmp(arg, "--canary") || !strcmp(arg, "--ab"))) {
+            if (a->req.action) {
+                fprintf(stderr, "kscore deploy: give one action, not %s and %s\n",
+                        a->req.action, arg + 2);
+                return KS_EXIT_USAGE;
+            }
+            a->req.action = arg + 2;
+            const char *v = argv[++i];
+            if (arg[2] == 'a') {
+                a->req.variants = v;
+            } else {
+                char *end;
+                a->req.percent = strtod(v, &end);
+                if (end == v || *end) {
+                    fprintf(stderr, "kscore deploy: --canary %s: expected a percent\n", v);
+                    return KS_EXIT_USAGE;
+                }
+            }
+        } else if (a->deploy && i + 1 < argc && !strcmp(arg, "--model"))
+            a->req.model_path = argv[++i];
+        else if (a->deploy && i + 1 < argc && !strcmp(arg, "--version"))
+            a->req.version = argv[++i];
+        else if (a->deploy && i + 1 < argc && !strcmp(arg, "--reason"))
+            a->req.reason = argv[++i];
         else if (!strcmp(arg, "--lookup") && i + 1 < argc) {
             /* --lookup profile=file.jsonl: that lookup reads a snapshot, not Redis */
             const char *v = argv[++i], *eq = strchr(v, '=');
@@ -100,16 +144,28 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
     char err[1024];
+    a.deploy = !strcmp(cmd, "deploy") || !strcmp(cmd, "deployments");
     int rc = parse_args(argc, argv, &a);
     if (rc)
         goto out;
+    if (!strcmp(cmd, "deploy") && !a.req.action) {
+        fprintf(stderr, "kscore deploy: give an action: --shadow, --canary PERCENT, --ab "
+                        "V1=P1,V2=P2, --promote, --rollback or --retire\n");
+        rc = KS_EXIT_USAGE;
+        goto out;
+    }
     if (ks_config_load(a.config, a.sets, a.n_sets, &cfg, err, sizeof(err)) ||
         ks_pipeline_new(cfg, &p, err, sizeof(err))) {
         fprintf(stderr, "kscore: %s\n", err);
         rc = KS_EXIT_USAGE;
         goto out;
     }
-    if (!strcmp(cmd, "validate")) {
+    if (!strcmp(cmd, "deploy") || !strcmp(cmd, "deployments")) {
+        rc = cmd[6] ? ks_pipeline_deployments(p, stdout, a.json, err, sizeof(err))
+                    : ks_pipeline_deploy(p, &a.req, stdout, err, sizeof(err));
+        if (rc)
+            fprintf(stderr, "kscore %s: %s\n", cmd, err);
+    } else if (!strcmp(cmd, "validate")) {
         ks_pipeline_describe(p, stdout);
         if (a.online) {
             if ((rc = ks_pipeline_check_topics(p, 15000, err, sizeof(err))))
@@ -269,7 +325,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "gen"))
         return cmd_gen(argc - 2, argv + 2);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate"))
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate") ||
+        !strcmp(cmd, "deploy") || !strcmp(cmd, "deployments"))
         return cmd_pipeline(cmd, argc - 2, argv + 2);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "info"))
         return ks_model_cli_info(argv[3], stdout);

@@ -64,6 +64,11 @@ void ks_batch_reset(ks_batch_t *b, size_t n)
     b->degraded = NULL;
     b->hold_ms = 0;
     b->hold_reason = NULL;
+    b->rt = NULL;
+    b->variant = NULL;
+    b->shadow_out = NULL;
+    b->shadow_ok = NULL;
+    b->shadow_recs = NULL;
     for (size_t i = 0; i < n; i++) {
         b->err[i] = KS_ERRCLASS_NONE;
         b->errmsg[i] = NULL;

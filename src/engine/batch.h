@@ -34,6 +34,7 @@
 
 struct ks_serving;
 struct ks_payload_block;
+struct ks_routing;
 
 /* One event entering a batch. `value` and `key` point into the input record
  * (or the offline line), which outlives the batch's use of it. */
@@ -97,6 +98,18 @@ typedef struct ks_batch {
     int64_t hold_ms;
     const char *hold_reason;
 
+    /* Deployments (engine/stages/route.c; all NULL when model.deployments_topic
+     * is off): the routing held with sv, each row's variant in it, the shadow
+     * model's outputs per good row (F order) and whether it scored the row,
+     * and each good row's shadow record (encode). Per-row arrays point into
+     * the stages' thread state. */
+    struct ks_routing *rt;
+    const uint8_t *variant;
+    const double *shadow_out;
+    const uint8_t *shadow_ok;
+    const ks_buf_t *shadow_recs;
+    const size_t *shadow_off, *shadow_len;
+
     int64_t now_ms, now_ns;    /* one wall/monotonic clock read per batch (encode) */
     ks_arena_t arena;
 } ks_batch_t;
@@ -105,7 +118,7 @@ void ks_batch_init(ks_batch_t *b, size_t n_fields, size_t n_cols);
 void ks_batch_destroy(ks_batch_t *b);
 /* Makes room for n rows and clears the per-row state of rows 0..n (the
  * events are the caller's to fill); F has room for n rows. Resets the
- * arena. The model reference (sv) must have been released. */
+ * arena. The model references (sv, rt) must have been released. */
 void ks_batch_reset(ks_batch_t *b, size_t n);
 /* Sizes xbuf (when `reorder`) and out for the good rows and a model of these
  * dimensions. */

@@ -116,6 +116,18 @@ struct ks_config {
     char *state_changelog_topic;    /* NULL = <input.group_id>-kscore-windows-changelog */
     long long state_max_bytes;      /* per worker */
     long long state_restore_timeout_ms;
+
+    /* model deployments (engine/stages/route.c, engine/deployments.c) */
+    char *deployments_topic;        /* NULL = off: model.path serves every row */
+    char *deployments_status_topic; /* NULL = no status records */
+    char *routing_key;              /* default output.id_field */
+    char *shadow_topic;             /* NULL = shadow results go to metrics only */
+    double guard_max_error_rate, guard_max_p99_ms, guard_max_score_psi;
+    int guard_has_error_rate, guard_has_p99, guard_has_psi;
+    char *guard_window;             /* "5m" as written */
+    long long guard_window_ms;      /* parsed by the route stage */
+    long long guard_min_events;
+    long long guard_interval_ms;
 };
 
 /* ks_config_load from YAML text in memory (`name` stands for the file in

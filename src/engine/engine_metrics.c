@@ -75,8 +75,8 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
         "Model files refused on reload (the model in service stayed).", NULL));
 }
 
-void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
-                             ks_histogram_t **score, ks_histogram_t **confidence)
+void ks_engine_metrics_model_histograms(const ks_model_t *model, ks_histogram_t **score,
+                                        ks_histogram_t **confidence)
 {
     const char *ver[] = {model->version};
     int cls = model->task == KS_TASK_CLASSIFICATION;
@@ -96,6 +96,10 @@ void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
                              "Top class probability of each prediction (classifiers).",
                              "model_version", ks_buckets_unit_interval, ks_buckets_unit_interval_n),
         ver);
+}
+
+void ks_engine_metrics_model_info(ks_engine_metrics_t *em, const ks_model_t *model)
+{
     const char *info[] = {model->version, model->backend->name,
                           model->objective ? model->objective : ""};
     ks_metrics_gauge_reset(em->model_info);

@@ -39,11 +39,13 @@ typedef struct ks_engine_metrics {
 
 /* Registers the engine's families and resolves their children. */
 void ks_engine_metrics_init(ks_engine_metrics_t *em);
-/* Marks `model` as the one in service (kscore_model_info) and returns its
- * prediction histograms (binary: P(class 1); multiclass: top probability;
- * regression: value / classifiers: top probability), labelled by version. */
-void ks_engine_metrics_model(ks_engine_metrics_t *em, const ks_model_t *model,
-                             ks_histogram_t **score, ks_histogram_t **confidence);
+/* A model's prediction histograms (binary: P(class 1); multiclass: top
+ * probability; regression: value / classifiers: top probability), labelled
+ * by version. Any thread. */
+void ks_engine_metrics_model_histograms(const ks_model_t *model, ks_histogram_t **score,
+                                        ks_histogram_t **confidence);
+/* Marks `model` as the champion in service (kscore_model_info). */
+void ks_engine_metrics_model_info(ks_engine_metrics_t *em, const ks_model_t *model);
 
 /* Per-worker producer queue depth gauge (label worker="N"). */
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker);

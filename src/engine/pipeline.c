@@ -4,6 +4,7 @@
  * through the same stages.
  */
 #include "engine/pipeline.h"
+#include "engine/deployments.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "features/features.h"
@@ -11,6 +12,7 @@
 #include "kafka/txn.h"
 #include "kscore/kscore.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,13 +65,16 @@ ks_serving_t *ks_pipeline_acquire(ks_pipeline_t *p)
 
 /* Maps the model's feature names onto the configured feature columns (the
  * model's order wins, every model feature must be configured), checks the
- * output settings, and warms the model up with one batch. */
-static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char *errbuf,
-                       size_t errsize)
+ * output settings, and warms the model up: fixed rows, then the recent
+ * events' feature rows (ks_pipeline_keep_recent); every output must be
+ * finite. */
+int ks_serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, const char **why,
+                   char *errbuf, size_t errsize)
 {
     const ks_features_t *f = p->cfg->features;
     ks_serving_t *sv = ks_xcalloc(1, sizeof(*sv));
     double *x = NULL, *o = NULL;
+    const char *reason = NULL;
     int rc = KS_OK;
 
     sv->model = m;
@@ -83,6 +88,7 @@ static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char
             if (strcmp(ks_features_name(f, c), m->feature_names[j]) == 0)
                 break;
         if (c == p->n_cols) {
+            reason = "feature_mismatch";
             rc = ks_err(errbuf, errsize, KS_EINVAL,
                         "%s: the model %s expects feature '%s' (#%zu of %zu), which the "
                         "features section does not define",
@@ -103,6 +109,7 @@ static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char
                     ks_features_name(f, c));
     }
     if (p->cfg->output_has_threshold && !sv->binary) {
+        reason = "output_mismatch";
         rc = ks_err(errbuf, errsize, KS_EINVAL,
                     "%s: output.threshold applies to binary classifiers only, and the model %s "
                     "is not one", p->cfg->path, m->path ? m->path : "");
@@ -110,16 +117,32 @@ static int serving_new(ks_pipeline_t *p, ks_model_t *m, ks_serving_t **out, char
     }
     /* warm-up: caches, lazily built tables, and a check that it predicts */
     enum { WARM_ROWS = 64 };
-    x = ks_xcalloc(WARM_ROWS * (m->n_features ? m->n_features : 1), sizeof(double));
-    o = ks_xcalloc(WARM_ROWS * m->n_outputs, sizeof(double));
+    size_t nf = m->n_features ? m->n_features : 1, rows = WARM_ROWS;
+    x = ks_xcalloc((WARM_ROWS + KS_RECENT_ROWS) * nf, sizeof(double));
     for (size_t k = 0; k < WARM_ROWS * m->n_features; k++)
         x[k] = (double)(k % 7) - 3;
-    if (ks_model_predict(m, x, WARM_ROWS, o)) {
+    pthread_mutex_lock(&p->recent_lock);
+    for (size_t r = 0; r < p->n_recent; r++, rows++)
+        for (size_t j = 0; j < m->n_features; j++)
+            x[rows * nf + j] = p->recent[r * p->n_cols + sv->model_col[j]];
+    pthread_mutex_unlock(&p->recent_lock);
+    o = ks_xcalloc(rows * m->n_outputs, sizeof(double));
+    if (ks_model_predict(m, x, rows, o)) {
+        reason = "warmup_failed";
         rc = ks_err(errbuf, errsize, KS_EINVAL, "the model %s failed its warm-up prediction",
                     m->path ? m->path : "");
         goto out;
     }
-    ks_engine_metrics_model(&p->metrics, m, &sv->score, &sv->confidence);
+    for (size_t k = 0; k < rows * m->n_outputs; k++)
+        if (!isfinite(o[k])) {
+            reason = "warmup_nan";
+            rc = ks_err(errbuf, errsize, KS_EINVAL,
+                        "the model %s returned a non-finite output on warm-up row %zu of %zu "
+                        "(%zu of them recent events)", m->path ? m->path : "",
+                        k / m->n_outputs + 1, rows, rows - WARM_ROWS);
+            goto out;
+        }
+    ks_engine_metrics_model_histograms(m, &sv->score, &sv->confidence);
 out:
     free(x);
     free(o);
@@ -128,16 +151,90 @@ out:
         serving_free(sv);
         sv = NULL;
     }
+    if (why)
+        *why = reason;
     *out = sv;
     return rc;
+}
+
+void ks_pipeline_keep_recent(ks_pipeline_t *p, const ks_batch_t *b)
+{
+    if (b->rows == 0 || pthread_mutex_trylock(&p->recent_lock) != 0)
+        return;
+    size_t take = b->rows < KS_RECENT_ROWS ? b->rows : KS_RECENT_ROWS;
+    for (size_t r = b->rows - take; r < b->rows; r++) {
+        memcpy(p->recent + p->recent_pos * p->n_cols, b->F + r * b->n_cols,
+               p->n_cols * sizeof(double));
+        p->recent_pos = (p->recent_pos + 1) % KS_RECENT_ROWS;
+        if (p->n_recent < KS_RECENT_ROWS)
+            p->n_recent++;
+    }
+    pthread_mutex_unlock(&p->recent_lock);
+}
+
+/* ---- routing (model.deployments_topic) ---------------------------------- */
+
+void ks_routing_release(ks_routing_t *rt)
+{
+    if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < rt->n; i++)
+        ks_serving_release(rt->v[i].sv);
+    ks_serving_release(rt->shadow.sv);
+    ks_serving_release(rt->champion_sv);
+    free(rt);
+}
+
+void ks_pipeline_acquire_routing(ks_pipeline_t *p, ks_routing_t **rt, ks_serving_t **sv)
+{
+    pthread_mutex_lock(&p->serving_lock);
+    *rt = p->routing;
+    if (*rt)
+        atomic_fetch_add(&(*rt)->refs, 1);
+    *sv = p->serving;
+    atomic_fetch_add(&(*sv)->refs, 1);
+    pthread_mutex_unlock(&p->serving_lock);
+}
+
+void ks_pipeline_set_routing(ks_pipeline_t *p, ks_routing_t *rt)
+{
+    ks_serving_t *champion = rt->champion_sv;
+    atomic_fetch_add(&champion->refs, 1);
+    pthread_mutex_lock(&p->serving_lock);
+    ks_routing_t *old = p->routing;
+    ks_serving_t *old_sv = p->serving;
+    p->routing = rt;
+    p->serving = champion;
+    pthread_mutex_unlock(&p->serving_lock);
+    if (old_sv != champion) {
+        ks_engine_metrics_model_info(&p->metrics, champion->model);
+        ks_counter_add(p->metrics.model_reloads, 1);
+    }
+    ks_routing_release(old);
+    ks_serving_release(old_sv);
+}
+
+void ks_batch_release_models(ks_batch_t *b)
+{
+    ks_serving_release(b->sv);
+    b->sv = NULL;
+    ks_routing_release(b->rt);
+    b->rt = NULL;
 }
 
 int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
 {
     ks_model_t *m = NULL;
     ks_serving_t *sv = NULL;
-    int rc = ks_model_load_file(p->cfg->model_path, &m, errbuf, errsize);
-    if (rc)
+    int rc;
+    if (p->deploy) {
+        /* one source of truth, or replicas would drift apart */
+        ks_warn("model reload ignored: model.deployments_topic is set, so models are deployed "
+                "with `kscore deploy` (docs/deployments.md)");
+        return ks_err(errbuf, errsize, KS_ESTATE, "models are deployed through %s",
+                      p->cfg->deployments_topic);
+    }
+    if ((rc = ks_model_load_file(p->cfg->model_path, &m, errbuf, errsize)))
         goto out;
     if (strcmp(m->version, p->serving->model->version) == 0) {
         /* same version: nothing to swap; a file rewritten without a new
@@ -148,10 +245,11 @@ int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
         ks_model_unref(m);
         return KS_OK;
     }
-    if ((rc = serving_new(p, m, &sv, errbuf, errsize))) {
+    if ((rc = ks_serving_new(p, m, &sv, NULL, errbuf, errsize))) {
         ks_model_unref(m);
         goto out;
     }
+    ks_engine_metrics_model_info(&p->metrics, m);
     pthread_mutex_lock(&p->serving_lock);
     ks_serving_t *old = p->serving;
     p->serving = sv;
@@ -177,15 +275,20 @@ int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, s
     p->id_field = -1;
     atomic_init(&p->fatal, 0);
     pthread_mutex_init(&p->serving_lock, NULL);
+    pthread_mutex_init(&p->recent_lock, NULL);
     p->n_cols = ks_features_count(cfg->features);
+    p->recent = ks_xcalloc(KS_RECENT_ROWS * (p->n_cols ? p->n_cols : 1), sizeof(double));
     ks_engine_metrics_init(&p->metrics);
 
     if ((rc = ks_model_load_file(cfg->model_path, &m, errbuf, errsize)))
         goto out;
-    if ((rc = serving_new(p, m, &p->serving, errbuf, errsize))) {
+    if ((rc = ks_serving_new(p, m, &p->serving, NULL, errbuf, errsize))) {
         ks_model_unref(m);
         goto out;
     }
+    ks_engine_metrics_model_info(&p->metrics, m);
+    if (cfg->deployments_topic && (rc = ks_deployments_new(p, errbuf, errsize)))
+        goto out;
     if ((rc = ks_stages_new(p, &p->stages, errbuf, errsize)))
         goto out;
     p->metrics.produce_ack = ks_engine_metrics_stage(&p->metrics, "produce_ack");
@@ -222,13 +325,21 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
     const struct ks_config *cfg = p->cfg;
     ks_topic_use_t uses[64];
     size_t n = 0;
-    for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 3; i++)
+    for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 6; i++)
         uses[n++] = (ks_topic_use_t){cfg->input_topics.items[i], "input.topics"};
     uses[n++] = (ks_topic_use_t){cfg->output_topic, "output.topic"};
     if (strcmp(cfg->mode, "passthrough") != 0) {
         uses[n++] = (ks_topic_use_t){cfg->dlq_topic, "dead_letter.topic"};
         if (cfg->feature_log_topic && cfg->feature_log_sample_rate > 0)
             uses[n++] = (ks_topic_use_t){cfg->feature_log_topic, "feature_log.topic"};
+        if (cfg->deployments_topic) {
+            uses[n++] = (ks_topic_use_t){cfg->deployments_topic, "model.deployments_topic"};
+            if (cfg->deployments_status_topic)
+                uses[n++] = (ks_topic_use_t){cfg->deployments_status_topic,
+                                             "model.deployments_status_topic"};
+            if (cfg->shadow_topic)
+                uses[n++] = (ks_topic_use_t){cfg->shadow_topic, "shadow.topic"};
+        }
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, conf, errbuf, errsize);
@@ -290,7 +401,7 @@ static void supervise(ks_pipeline_t *p)
         if (atomic_exchange(&p->reload_requested, 0)) {
             ks_info("SIGHUP: reloading the model from %s", p->cfg->model_path);
             reload = 1;
-        } else if (watch_ns > 0 && ks_now_mono_ns() - last >= watch_ns) {
+        } else if (watch_ns > 0 && !p->deploy && ks_now_mono_ns() - last >= watch_ns) {
             last = ks_now_mono_ns();
             if (model_stamp(p->cfg->model_path, &now) == 0 &&
                 (!have_seen || now.st_mtim.tv_sec != seen.st_mtim.tv_sec ||
@@ -312,6 +423,12 @@ int ks_pipeline_run(ks_pipeline_t *p)
     int rc = KS_EXIT_OK;
     size_t n = (size_t)p->cfg->workers;
     p->workers = ks_xcalloc(n, sizeof(*p->workers));
+    /* the routing every replica agrees on, before the first event */
+    if (p->deploy && ks_deployments_start(p, err, sizeof(err))) {
+        ks_error("%s", err);
+        ks_log_flush_repeats(1);
+        return KS_EXIT_RUNTIME;
+    }
     for (size_t i = 0; i < n; i++) {
         if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
             ks_error("cannot start worker %zu: %s", i, err);
@@ -333,6 +450,7 @@ int ks_pipeline_run(ks_pipeline_t *p)
         if (wrc != KS_EXIT_OK)
             rc = wrc;
     }
+    ks_deployments_stop(p);
     if (atomic_load(&p->fatal))
         rc = KS_EXIT_RUNTIME;
     ks_log_flush_repeats(1);
@@ -390,8 +508,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
                         (long long)b.hold_ms);
             struct timespec ts = {(time_t)(b.hold_ms / 1000), (long)(b.hold_ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
-            ks_serving_release(b.sv);
-            b.sv = NULL;
+            ks_batch_release_models(&b);
             ks_batch_reset(&b, n);
             ks_stage_runner_run(runner, &b);
         }
@@ -414,8 +531,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
             fwrite(rec, 1, len, out);
             fputc('\n', out);
         }
-        ks_serving_release(b.sv);
-        b.sv = NULL;
+        ks_batch_release_models(&b);
     }
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "kscore: error writing predictions\n");
@@ -439,8 +555,12 @@ int ks_pipeline_free(ks_pipeline_t *p)
     if (atomic_load(&p->abandoned))
         return 1; /* a stuck worker may still touch it; the process is exiting */
     ks_stages_free(p->stages);
+    ks_deployments_free(p);
+    ks_routing_release(p->routing);
     ks_serving_release(p->serving);
     pthread_mutex_destroy(&p->serving_lock);
+    pthread_mutex_destroy(&p->recent_lock);
+    free(p->recent);
     free(p->workers);
     free(p->carry);
     free(p);

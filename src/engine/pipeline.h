@@ -28,6 +28,7 @@
 #include "base/buf.h"
 #include "engine/batch.h"
 #include "engine/config.h"
+#include "engine/deploy.h"
 #include "engine/engine_metrics.h"
 #include "engine/stage.h"
 #include "kafka/client.h"
@@ -48,10 +49,48 @@ typedef struct ks_serving {
     atomic_int refs;
 } ks_serving_t;
 
+/* One variant of the routing: a model and the rows it serves, with its
+ * per-version metrics (kscore_model_predictions_total, _errors_total,
+ * _latency_seconds, labelled model_version and variant). */
+typedef struct ks_route_variant {
+    ks_serving_t *sv;          /* a reference; NULL = no such variant (shadow) */
+    const char *name;          /* "champion", "canary", "a".."d", "shadow" (static) */
+    ks_counter_t *predictions, *errors;
+    ks_histogram_t *latency;   /* the variant's model call per batch */
+} ks_route_variant_t;
+
+/* The models in service under model.deployments_topic, as one immutable,
+ * refcounted object swapped with `serving` (its champion) under
+ * serving_lock: a batch holds it from the route stage until its records are
+ * produced, so every row of a batch is scored by one routing, and an old
+ * routing (and its models) goes when its last batch is released. */
+typedef struct ks_routing {
+    ks_route_variant_t v[KS_DEPLOY_VARIANTS_MAX];
+    uint32_t upto[KS_DEPLOY_VARIANTS_MAX]; /* cumulative buckets (deploy.h) */
+    size_t n;                  /* 1: the champion serves every row */
+    size_t champion;           /* the variant of rows without a key (the champion's
+                                  when it is routed, else the first) */
+    ks_serving_t *champion_sv; /* a reference: the champion (pipeline `serving`),
+                                  whether or not an A/B split routes it */
+    uint32_t seed;             /* routing hash seed */
+    ks_route_variant_t shadow; /* shadow.sv NULL: no shadow model */
+    ks_counter_t *shadow_compared, *shadow_agreed; /* rows with both outputs; same label */
+    ks_histogram_t *shadow_delta;  /* |shadow score - served score| */
+    atomic_int refs;
+} ks_routing_t;
+
+struct ks_deployments;
+
 struct ks_pipeline {
     const struct ks_config *cfg;
     ks_serving_t *serving;     /* the model new batches use; swap under serving_lock */
+    ks_routing_t *routing;     /* with model.deployments_topic: the variants (its
+                                  champion is `serving`); swap under serving_lock */
     pthread_mutex_t serving_lock;
+    struct ks_deployments *deploy; /* engine/deployments.c; NULL when off */
+    pthread_mutex_t recent_lock;   /* recent good feature rows, the warm-up of */
+    double *recent;                /* deployed models (route stage fills it) */
+    size_t n_recent, recent_pos;
     atomic_int reload_requested; /* SIGHUP */
     size_t n_cols;             /* feature columns computed by the features */
     int id_field;              /* schema index of output.id_field, or -1 */
@@ -75,6 +114,37 @@ struct ks_pipeline {
 /* The model in service, with a reference the caller releases. Any thread. */
 ks_serving_t *ks_pipeline_acquire(struct ks_pipeline *p);
 void ks_serving_release(ks_serving_t *sv);
+
+/* The routing new batches use and its champion, with a reference on each
+ * that ks_batch_release_models drops (route stage). Any thread. */
+void ks_pipeline_acquire_routing(struct ks_pipeline *p, ks_routing_t **rt, ks_serving_t **sv);
+void ks_routing_release(ks_routing_t *rt);
+/* Puts `rt` (the caller's reference passes to the pipeline) in service with
+ * its champion; the old one goes when its last batch is released. */
+void ks_pipeline_set_routing(struct ks_pipeline *p, ks_routing_t *rt);
+/* Drops the batch's references on its model and routing (the worker, when
+ * the batch's records are produced; the offline scorer). */
+void ks_batch_release_models(ks_batch_t *b);
+
+/* Makes a model ready to serve: maps its features onto the configured
+ * columns, checks the output settings, and warms it up on fixed rows and on
+ * recent events' feature rows, refusing non-finite outputs. Takes over `m`
+ * only on success. On failure *why (when given) names the reason for
+ * metrics: "feature_mismatch", "output_mismatch", "warmup_failed" or
+ * "warmup_nan". Any thread (start-up, reload, deployments). */
+int ks_serving_new(struct ks_pipeline *p, ks_model_t *m, ks_serving_t **out, const char **why,
+                   char *errbuf, size_t errsize);
+
+/* Row i's model: its variant's under a routing, else the batch's. */
+static inline const ks_serving_t *ks_batch_row_serving(const ks_batch_t *b, size_t i)
+{
+    return b->rt && b->variant ? b->rt->v[b->variant[i]].sv : b->sv;
+}
+
+/* Keeps up to KS_RECENT_ROWS of the batch's good feature rows for warm-ups
+ * (route stage; skipped when another thread holds the lock). */
+#define KS_RECENT_ROWS 64
+void ks_pipeline_keep_recent(struct ks_pipeline *p, const ks_batch_t *b);
 
 /* Stops the pipeline because of an error it cannot survive (logged by the
  * caller): exit status 1. Any thread. */

@@ -7,11 +7,12 @@
  *                to dead_letter.topic
  *   feature_log  a sample of good rows' model inputs to feature_log.topic
  *   passthrough  mode passthrough: the input record to output.topic as is
+ *   shadow       the shadow model's record of a good row to shadow.topic
  *
  * The worker (engine/worker.c) writes every row to exactly one of output,
  * dead_letter or passthrough, with the row's offsets token as the message
  * opaque, so the offset is committed only once that record is acknowledged;
- * feature_log samples carry no token. Like stages, a sink's config keys are
+ * feature_log samples and shadow records carry no token. Like stages, a sink's config keys are
  * rows of the config table.
  *
  * Threads: init, write and free run on the worker's thread; a sink instance
@@ -55,7 +56,7 @@ typedef struct ks_sink_type {
 } ks_sink_type_t;
 
 extern const ks_sink_type_t ks_sink_output, ks_sink_dead_letter, ks_sink_feature_log,
-    ks_sink_passthrough;
+    ks_sink_passthrough, ks_sink_shadow;
 
 /* Every sink type, for the config table (engine/sink.c). */
 extern const ks_sink_type_t *const ks_sink_types[];

@@ -20,6 +20,7 @@ const ks_stage_type_t *const ks_stage_types[] = {
     &ks_stage_lookups,
     &ks_stage_windows, /* after lookups: a held batch is held before its events count */
     &ks_stage_features,
+    &ks_stage_route,
     &ks_stage_model,
     &ks_stage_encode,
 };

@@ -126,4 +126,8 @@ extern const ks_stage_type_t ks_stage_lookups;
  * window's run is not repeatable: no stage after it may hold a batch). */
 extern const ks_stage_type_t ks_stage_windows;
 
+/* Model deployments (engine/stages/route.c): each row's variant (champion,
+ * canary, A/B) and the shadow; between features and model in the registry. */
+extern const ks_stage_type_t ks_stage_route;
+
 #endif

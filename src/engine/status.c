@@ -2,7 +2,12 @@
  * status.c - the engine as observers see it (see status.h).
  */
 #include "engine/status.h"
+#include "engine/deployments.h"
+#include "engine/guard.h"
 #include "engine/pipeline.h"
+
+#include <math.h>
+#include <string.h>
 
 const struct ks_config *ks_status_config(const struct ks_pipeline *p)
 {
@@ -58,4 +63,69 @@ int ks_status_restoring(const struct ks_pipeline *p)
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
 {
     p->kafka_obs = *obs;
+}
+
+static void put_num(ks_buf_t *b, double v)
+{
+    if (isfinite(v))
+        ks_buf_printf(b, "%.6g", v);
+    else
+        ks_buf_puts(b, "null");
+}
+
+void ks_status_deployments_json(struct ks_pipeline *p, ks_buf_t *b)
+{
+    ks_routing_t *rt;
+    ks_serving_t *sv;
+    if (!p->deploy) {
+        ks_buf_puts(b, "null");
+        return;
+    }
+    ks_pipeline_acquire_routing(p, &rt, &sv);
+    ks_buf_puts(b, "{\"variants\":[");
+    for (size_t i = 0; i < rt->n; i++) {
+        const ks_route_variant_t *v = &rt->v[i];
+        uint32_t lo = i ? rt->upto[i - 1] : 0, hi = rt->n > 1 ? rt->upto[i] : KS_DEPLOY_BUCKETS;
+        ks_buf_printf(b, "%s{\"variant\":\"%s\",\"model_version\":", i ? "," : "", v->name);
+        ks_buf_json_string(b, v->sv->model->version, strlen(v->sv->model->version));
+        ks_buf_printf(b, ",\"share\":%g,\"predictions\":%llu,\"errors\":%llu}",
+                      (double)(hi - lo) / KS_DEPLOY_BUCKETS,
+                      (unsigned long long)atomic_load(&v->predictions->v),
+                      (unsigned long long)atomic_load(&v->errors->v));
+    }
+    ks_buf_puts(b, "],\"shadow\":");
+    if (rt->shadow.sv) {
+        const ks_histogram_t *d = rt->shadow_delta;
+        uint64_t counts[KS_GUARD_MAXB] = {0}, n = 0;
+        for (size_t i = 0; i <= d->n_bounds && i < KS_GUARD_MAXB; i++)
+            n += counts[i] = atomic_load(&d->buckets[i]);
+        double sum;
+        uint64_t bits = atomic_load(&d->sum_bits);
+        memcpy(&sum, &bits, sizeof(sum));
+        uint64_t compared = atomic_load(&rt->shadow_compared->v);
+        ks_buf_puts(b, "{\"model_version\":");
+        ks_buf_json_string(b, rt->shadow.sv->model->version,
+                           strlen(rt->shadow.sv->model->version));
+        ks_buf_printf(b, ",\"predictions\":%llu,\"errors\":%llu,\"compared\":%llu,"
+                         "\"agreement\":",
+                      (unsigned long long)atomic_load(&rt->shadow.predictions->v),
+                      (unsigned long long)atomic_load(&rt->shadow.errors->v),
+                      (unsigned long long)compared);
+        put_num(b, compared ? (double)atomic_load(&rt->shadow_agreed->v) / (double)compared : NAN);
+        ks_buf_puts(b, ",\"mean_abs_delta\":");
+        put_num(b, n ? sum / (double)n : NAN);
+        ks_buf_puts(b, ",\"p99_abs_delta\":");
+        put_num(b, ks_guard_quantile(d->bounds, d->n_bounds, counts, 0.99));
+        ks_buf_putc(b, '}');
+    } else {
+        ks_buf_puts(b, "null");
+    }
+    ks_buf_putc(b, ',');
+    ks_routing_release(rt);
+    ks_serving_release(sv);
+    /* the state, with its instance: {"instance":...,"state":{...}} minus braces */
+    ks_buf_t st = {0};
+    ks_deployments_status_json(p, &st);
+    ks_buf_append(b, st.data + 1, st.len - 1);
+    ks_buf_free(&st);
 }

@@ -15,6 +15,7 @@
 #include "engine/config.h"
 #include "engine/engine_metrics.h"
 #include "kafka/client.h"
+#include "base/buf.h"
 
 struct ks_pipeline;
 
@@ -32,6 +33,15 @@ typedef struct ks_status_model {
 } ks_status_model_t;
 void ks_status_model_get(struct ks_pipeline *p, ks_status_model_t *m);
 void ks_status_model_put(ks_status_model_t *m);
+
+/* Model deployments (model.deployments_topic): appends the routing in
+ * service and the deployment state as JSON, or `null` when off:
+ *   {"variants":[{"variant","model_version","share","predictions","errors"}],
+ *    "shadow":{"model_version","predictions","errors","compared","agreement",
+ *              "mean_abs_delta","p99_abs_delta"} | null,
+ *    "instance":..., "state":{...deploy.h state...}}
+ * Counts are totals since the routing went into service. */
+void ks_status_deployments_json(struct ks_pipeline *p, ks_buf_t *out);
 
 /* Stopping (SIGTERM, or after a fatal error) and fatal flags. */
 void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal);

@@ -72,7 +72,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, N_SINKS };
+enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, SINK_SHADOW, N_SINKS };
 
 /* process_batch: a stage held the batch; run it again at hold_until_ns. */
 #define BATCH_HELD 3
@@ -539,8 +539,7 @@ static void batch_release(ks_worker_t *w)
     w->n_msgs = 0;
     w->scored = 0;
     w->produce_pos = 0;
-    ks_serving_release(w->batch.sv); /* the batch's hold on its model */
-    w->batch.sv = NULL;
+    ks_batch_release_models(&w->batch); /* the batch's hold on its model(s) */
     set_held(w, 0);
 }
 
@@ -606,6 +605,8 @@ static int write_row(ks_worker_t *w, size_t i)
     rc = w->sink[SINK_OUTPUT]->write(w->sink_ctx[SINK_OUTPUT], b, i, token);
     if (rc == KS_OK && w->sink_ctx[SINK_FEATURE_LOG])
         w->sink[SINK_FEATURE_LOG]->write(w->sink_ctx[SINK_FEATURE_LOG], b, i, 0);
+    if (rc == KS_OK && w->sink_ctx[SINK_SHADOW])
+        w->sink[SINK_SHADOW]->write(w->sink_ctx[SINK_SHADOW], b, i, 0);
     return rc;
 }
 
@@ -634,15 +635,13 @@ static int process_batch(ks_worker_t *w)
     if (!w->scored) {
         if (w->held && ks_now_mono_ns() < w->hold_until_ns)
             return BATCH_HELD;
-        /* a held batch runs again from scratch: rows, arena and model reference */
-        ks_serving_release(w->batch.sv);
-        w->batch.sv = NULL;
+        /* a held batch runs again from scratch: rows, arena and model references */
+        ks_batch_release_models(&w->batch);
         ks_batch_reset(&w->batch, w->n_msgs);
         if (!w->passthrough) {
             ks_stage_runner_run(w->runner, &w->batch);
             if (w->batch.hold_ms > 0) {
-                ks_serving_release(w->batch.sv); /* a later stage may have taken none */
-                w->batch.sv = NULL;
+                ks_batch_release_models(&w->batch); /* a later stage may have taken none */
                 w->hold_until_ns = ks_now_mono_ns() + w->batch.hold_ms * 1000000;
                 set_held(w, 1);
                 return BATCH_HELD;
@@ -1011,7 +1010,8 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     /* Sinks, and the stages' per-thread state */
     ks_sink_env_t senv = {p, id, w->producer, w->queue_max};
     const ks_sink_type_t *sinks[N_SINKS] = {&ks_sink_output, &ks_sink_dead_letter,
-                                            &ks_sink_feature_log, &ks_sink_passthrough};
+                                            &ks_sink_feature_log, &ks_sink_passthrough,
+                                            &ks_sink_shadow};
     for (int s = 0; s < N_SINKS; s++) {
         w->sink[s] = sinks[s];
         if ((s == SINK_PASSTHROUGH) != w->passthrough)

@@ -392,7 +392,9 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_json_string(b, cfg->output_topic, strlen(cfg->output_topic));
     ks_buf_puts(b, ",\"dead_letter\":");
     ks_buf_json_string(b, cfg->dlq_topic, strlen(cfg->dlq_topic));
-    ks_buf_puts(b, "},\"readiness\":");
+    ks_buf_puts(b, "},\"deployments\":");
+    ks_status_deployments_json(p, b);
+    ks_buf_puts(b, ",\"readiness\":");
     ks_http_readiness(p, h->kstats, b);
 
     ks_buf_printf(b, ",\"totals\":{\"consumed\":%llu,\"predicted\":%llu,\"dead_lettered\":%llu,"

@@ -381,3 +381,14 @@ check_profiles() {
             if ($2 != u % 97 || $3 != (u % 1000) + 0.25 || $4 != "seg" (u % 7)) w++
         } END { print n + 0, d + 0, w + 0 }'
 }
+
+# wait_log FILE PATTERN TIMEOUT_S [COUNT] : until FILE has COUNT (default 1)
+# lines matching the grep pattern.
+wait_log() {
+    local f=$1 pat=$2 timeout=$3 want=${4:-1} start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$timeout" ]; do
+        [ "$(grep -c -- "$pat" "$f" 2>/dev/null || true)" -ge "$want" ] && return 0
+        sleep 0.2
+    done
+    fail "no $want line(s) matching '$pat' in $f after ${timeout}s"
+}

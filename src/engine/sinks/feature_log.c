@@ -103,9 +103,10 @@ static int feature_log_init(const ks_sink_env_t *env, void **ctx, char *errbuf, 
 static void encode(feature_log_t *fl, const ks_batch_t *s, size_t i, const char *key,
                    size_t key_len)
 {
-    const ks_model_t *model = s->sv->model;
+    const ks_serving_t *sv = ks_batch_row_serving(s, i); /* its variant's, under a routing */
+    const ks_model_t *model = sv->model;
     const ks_event_t *ev = s->ev;
-    const double *x = s->X + s->good_row[i] * model->n_features;
+    const double *f = s->F + s->good_row[i] * s->n_cols;
     const double *o = s->out + s->good_row[i] * model->n_outputs;
     ks_buf_t *b = &fl->rec;
 
@@ -123,11 +124,11 @@ static void encode(feature_log_t *fl, const ks_batch_t *s, size_t i, const char 
             ks_buf_putc(b, ',');
         ks_buf_json_string(b, model->feature_names[j], strlen(model->feature_names[j]));
         ks_buf_putc(b, ':');
-        ks_buf_json_double(b, x[j]); /* NaN (missing) prints as null */
+        ks_buf_json_double(b, f[sv->model_col[j]]); /* NaN (missing) prints as null */
     }
     ks_buf_putc(b, '}');
     ks_buf_putc(b, ',');
-    ks_encode_prediction(b, s->sv, o);
+    ks_encode_prediction(b, sv, o);
     if (ev[i].timestamp_ms >= 0) {
         ks_buf_puts(b, ",\"event_time\":\"");
         ks_buf_iso8601_ms(b, ev[i].timestamp_ms);
