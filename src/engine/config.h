@@ -100,6 +100,11 @@ struct ks_config {
     char *model_path;       /* resolved against the config file's folder */
     long long model_watch_interval_ms; /* 0 = reload on SIGHUP only */
 
+    /* drift (engine/stages/drift.c) */
+    char *drift_enabled;    /* "auto", "true" or "false" */
+    char *drift_window;     /* a duration: "15m" */
+    long long drift_min_rows;
+
     void *stage_conf[KS_STAGES_MAX]; /* per registry index: what the stage's configure
                                         parsed (NULL: not configured) */
 

@@ -2,7 +2,8 @@
  * stage.h - the stage interface and the runner that takes a batch through the
  * pipeline's stages in order:
  *
- *   decode -> [windows] -> [lookups] -> features -> [route] -> model -> encode
+ *   decode -> [windows] -> [lookups] -> features -> [route] -> model -> [drift]
+ *   -> encode
  *
  * A stage is a `const ks_stage_type_t` in a file of its own under
  * engine/stages/, listed once in the registry (engine/stage.c), in the order
@@ -117,5 +118,8 @@ extern const ks_stage_type_t ks_stage_decode, ks_stage_features, ks_stage_model,
 /* Feature-store lookups (engine/stages/lookups.c): between decode/windows and
  * features in the registry. */
 extern const ks_stage_type_t ks_stage_lookups;
+/* Drift against the model's training reference (engine/stages/drift.c):
+ * after model, before encode. */
+extern const ks_stage_type_t ks_stage_drift;
 
 #endif
