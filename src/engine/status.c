@@ -3,6 +3,10 @@
  */
 #include "engine/status.h"
 #include "engine/pipeline.h"
+#include "base/common.h"
+
+#include <math.h>
+#include <string.h>
 
 const struct ks_config *ks_status_config(const struct ks_pipeline *p)
 {
@@ -48,6 +52,16 @@ int ks_status_holding(const struct ks_pipeline *p, const char **reason)
         *reason = r ? r : "a stage held a batch";
     }
     return n;
+}
+
+void ks_status_drift(struct ks_pipeline *p, ks_drift_status_t *st)
+{
+    if (p->drift) {
+        ks_drift_snapshot(p->drift, ks_now_wall_ms(), st);
+    } else {
+        memset(st, 0, sizeof(*st));
+        st->score_psi = NAN;
+    }
 }
 
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)

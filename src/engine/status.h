@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "engine/config.h"
+#include "engine/drift.h"
 #include "engine/engine_metrics.h"
 #include "kafka/client.h"
 
@@ -41,6 +42,11 @@ void ks_status_state(const struct ks_pipeline *p, int *stopping, int *fatal);
  * NULL) gets the latest hold's sentence, valid while the pipeline exists.
  * Readiness is false while this is non-zero. */
 int ks_status_holding(const struct ks_pipeline *p, const char **reason);
+
+/* The drift window (engine/drift.h) as of now: PSI of the score and the
+ * features with the highest PSI. st->active = 0 when drift is off or the
+ * model in service has no training reference. */
+void ks_status_drift(struct ks_pipeline *p, ks_drift_status_t *st);
 
 /* Hooks an observer into the workers' Kafka clients (statistics,
  * assignments, broker events). The observer must outlive the run. */

@@ -150,7 +150,7 @@ static void write_doubles(ks_buf_t *out, const double *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i)
             ks_buf_putc(out, ',');
-        ks_buf_json_double17(out, v[i]);
+        ks_buf_json_double(out, v[i]);
     }
     ks_buf_putc(out, ']');
 }
@@ -172,7 +172,7 @@ void ks_reference_write(const ks_reference_t *r, ks_buf_t *out)
         ks_buf_puts(out, j ? ",\n{\"name\":" : "\n{\"name\":");
         ks_buf_json_string(out, f->name, strlen(f->name));
         ks_buf_puts(out, ",\"missing_rate\":");
-        ks_buf_json_double17(out, f->missing_rate);
+        ks_buf_json_double(out, f->missing_rate);
         ks_buf_putc(out, ',');
         write_hist(out, &f->hist);
         ks_buf_putc(out, '}');

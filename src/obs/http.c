@@ -353,6 +353,32 @@ static void put_quantiles(ks_buf_t *b, const double *bounds, size_t nb, const ui
     ks_buf_putc(b, '}');
 }
 
+/* ,"drift":{"active":..,"window_s":..,"rows":..,"min_rows":..,"score_psi":..,
+ *  "worst":[{"feature":..,"psi":..,"missing_change":..}]} */
+static void put_drift(struct ks_pipeline *p, ks_buf_t *b)
+{
+    ks_drift_status_t d;
+    ks_status_drift(p, &d);
+    ks_buf_printf(b, ",\"drift\":{\"active\":%s,\"window_s\":%.3f,\"rows\":%llu,"
+                     "\"min_rows\":%llu,\"model_version\":",
+                  d.active ? "true" : "false", (double)d.window_ms / 1e3,
+                  (unsigned long long)d.rows, (unsigned long long)d.min_rows);
+    ks_buf_json_string(b, d.version, strlen(d.version));
+    ks_buf_puts(b, ",\"score_psi\":");
+    put_num(b, d.score_psi);
+    ks_buf_puts(b, ",\"worst\":[");
+    for (size_t i = 0; i < d.n_worst; i++) {
+        ks_buf_puts(b, i ? ",{\"feature\":" : "{\"feature\":");
+        ks_buf_json_string(b, d.worst[i].feature, strlen(d.worst[i].feature));
+        ks_buf_puts(b, ",\"psi\":");
+        put_num(b, d.worst[i].psi);
+        ks_buf_puts(b, ",\"missing_change\":");
+        put_num(b, d.worst[i].missing_change);
+        ks_buf_putc(b, '}');
+    }
+    ks_buf_puts(b, "]}");
+}
+
 static void status_json(ks_http_t *h, ks_buf_t *b)
 {
     struct ks_pipeline *p = h->p;
@@ -388,6 +414,7 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_json_string(b, cfg->dlq_topic, strlen(cfg->dlq_topic));
     ks_buf_puts(b, "},\"readiness\":");
     ks_http_readiness(p, h->kstats, b);
+    put_drift(p, b);
 
     ks_buf_printf(b, ",\"totals\":{\"consumed\":%llu,\"predicted\":%llu,\"dead_lettered\":%llu,"
                      "\"batches\":%llu,\"dead_lettered_by_class\":{",
