@@ -26,6 +26,9 @@ static void usage(FILE *out)
             "                                          (--online: and that the topics exist)\n"
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
+            "  kscore backtest -c pipeline.yaml --events history.jsonl --labels labels.jsonl\n"
+            "                  [--model candidate.json ...] --out DIR   replay history through\n"
+            "                  each model, report AUC, log loss, ... and plots in DIR\n"
             "  kscore model reference FILE --sample train.csv [-o OUT] [--bins N]\n"
             "                  store the training reference drift is measured against\n"
             "                  (default OUT: FILE.reference.json, read with the model)\n"
@@ -278,6 +281,8 @@ int main(int argc, char **argv)
         return ks_model_cli_info(argv[3], stdout);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "predict"))
         return ks_model_cli_predict(argv[3], stdin, stdout);
+    if (!strcmp(cmd, "backtest"))
+        return ks_backtest_cli(argc - 2, argv + 2);
     if (!strcmp(cmd, "model") && argc >= 4 && !strcmp(argv[2], "reference")) {
         const char *sample = NULL, *outp = NULL;
         long bins = 10;
