@@ -301,7 +301,7 @@ out:
 }
 
 ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t id_len,
-                                     ks_eval_pred_t *pred)
+                                     int64_t now_ms, ks_eval_pred_t *pred)
 {
     ks_eval_outcome_t o = KS_EVAL_UNKNOWN;
     pthread_mutex_lock(&s->lock);
@@ -309,12 +309,14 @@ ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t i
     if (i != NIL) {
         entry_t *e = &s->e[i];
         if (e->state == ST_WAITING) {
+            int late = now_ms - e->p.time_ms > s->max_wait_ms;
             *pred = e->p;
-            e->state = ST_JOINED;
+            e->state = late ? ST_EXPIRED : ST_JOINED;
             s->st.waiting--;
             s->st.remembered++;
-            log_state(s->log, 'J', e);
-            o = KS_EVAL_JOINED;
+            s->st.expired += late;
+            log_state(s->log, late ? 'X' : 'J', e);
+            o = late ? KS_EVAL_LATE : KS_EVAL_JOINED;
         } else {
             o = e->state == ST_JOINED ? KS_EVAL_DUPLICATE : KS_EVAL_LATE;
         }

@@ -60,9 +60,12 @@ void ks_evalstore_close(ks_evalstore_t *s);
  * Returns 0, or KS_ESTATE when the store is full (counted), KS_EIO when the
  * log cannot be written. */
 int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_eval_pred_t *p);
-/* A label for id: joins it (*pred filled) or says why not. */
+/* A label for id arriving at now_ms: joins it (*pred filled) or says why
+ * not. A waiting prediction older than max_wait is late even if
+ * ks_evalstore_expire has not run yet (it expires here; *pred is filled
+ * so the caller can count it unlabelled). */
 ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t id_len,
-                                     ks_eval_pred_t *pred);
+                                     int64_t now_ms, ks_eval_pred_t *pred);
 /* Expires waiting predictions older than max_wait, forgets remembered ids
  * older than 2 x max_wait; calls on_expire(ctx, pred) for each expiry (to
  * count the unlabelled share). Returns the number expired. */

@@ -49,11 +49,11 @@ static void test_store(void)
     const char *odd = "id with space\nand % newline";
     ks_eval_pred_t po = pred(0.25, t0, "v 2");
     CHECK_EQ_INT(ks_evalstore_put(s, odd, strlen(odd), &po), 0);
-    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, &got), KS_EVAL_JOINED);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, t0 + DAY, &got), KS_EVAL_JOINED);
     CHECK_NEAR(got.score, 0.07, 0);
     CHECK_EQ_STR(got.version, "v1");
-    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, &got), KS_EVAL_DUPLICATE);
-    CHECK_EQ_INT(ks_evalstore_label(s, "nobody", 6, &got), KS_EVAL_UNKNOWN);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, t0 + DAY, &got), KS_EVAL_DUPLICATE);
+    CHECK_EQ_INT(ks_evalstore_label(s, "nobody", 6, t0 + DAY, &got), KS_EVAL_UNKNOWN);
     ks_evalstore_close(s);
 
     /* a torn line at the end, as a crash mid-write leaves it */
@@ -65,10 +65,10 @@ static void test_store(void)
     ks_evalstore_stats(s, &st);
     CHECK_EQ_INT(st.waiting, 100);   /* 99 + the odd id */
     CHECK_EQ_INT(st.remembered, 1);  /* e7 */
-    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, &got), KS_EVAL_DUPLICATE);
-    CHECK_EQ_INT(ks_evalstore_label(s, odd, strlen(odd), &got), KS_EVAL_JOINED);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e7", 2, t0 + DAY, &got), KS_EVAL_DUPLICATE);
+    CHECK_EQ_INT(ks_evalstore_label(s, odd, strlen(odd), t0 + DAY, &got), KS_EVAL_JOINED);
     CHECK_EQ_STR(got.version, "v 2");
-    CHECK_EQ_INT(ks_evalstore_label(s, "e8", 2, &got), KS_EVAL_JOINED);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e8", 2, t0 + DAY, &got), KS_EVAL_JOINED);
     CHECK_NEAR(got.score, 0.08, 0);
 
     /* 7 days after e0..e49 were scored: the 48 still waiting expire (e7 and
@@ -76,15 +76,18 @@ static void test_store(void)
     int expired = 0;
     CHECK_EQ_INT(ks_evalstore_expire(s, t0 + 7 * DAY + 50, count_expired, &expired), 48);
     CHECK_EQ_INT(expired, 48);
-    CHECK_EQ_INT(ks_evalstore_label(s, "e9", 2, &got), KS_EVAL_LATE);
-    CHECK_EQ_INT(ks_evalstore_label(s, "e60", 3, &got), KS_EVAL_JOINED);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e9", 2, t0 + DAY, &got), KS_EVAL_LATE);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e60", 3, t0 + DAY, &got), KS_EVAL_JOINED);
+    /* past max_wait before expire ran: late all the same */
+    CHECK_EQ_INT(ks_evalstore_label(s, "e55", 3, t0 + 8 * DAY, &got), KS_EVAL_LATE);
+    CHECK_NEAR(got.score, 0.55, 0);
     /* 15 days: ids settled for more than 2 x max_wait are forgotten; the 49
-     * still waiting (e50..e99 but e60) expire now and are remembered */
-    CHECK_EQ_INT(ks_evalstore_expire(s, t0 + 15 * DAY, NULL, NULL), 49);
-    CHECK_EQ_INT(ks_evalstore_label(s, "e9", 2, &got), KS_EVAL_UNKNOWN);
+     * still waiting (e50..e99 but e55, e60) expire now and are remembered */
+    CHECK_EQ_INT(ks_evalstore_expire(s, t0 + 15 * DAY, NULL, NULL), 48);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e9", 2, t0 + DAY, &got), KS_EVAL_UNKNOWN);
     ks_evalstore_stats(s, &st);
     CHECK_EQ_INT(st.waiting, 0);
-    CHECK_EQ_INT(st.remembered, 49);
+    CHECK_EQ_INT(st.remembered, 48);   /* e55 was forgotten with the rest */
     ks_evalstore_close(s);
 
     /* the bound */
