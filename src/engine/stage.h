@@ -3,7 +3,7 @@
  * pipeline's stages in order:
  *
  *   decode -> [windows] -> [lookups] -> features -> [route] -> model -> [drift]
- *   -> encode
+ *   -> [evaluation] -> encode
  *
  * A stage is a `const ks_stage_type_t` in a file of its own under
  * engine/stages/, listed once in the registry (engine/stage.c), in the order
@@ -121,5 +121,8 @@ extern const ks_stage_type_t ks_stage_lookups;
 /* Drift against the model's training reference (engine/stages/drift.c):
  * after model, before encode. */
 extern const ks_stage_type_t ks_stage_drift;
+/* Online evaluation with delayed labels (engine/stages/evaluation.c): after
+ * drift. */
+extern const ks_stage_type_t ks_stage_evaluation;
 
 #endif
