@@ -64,6 +64,20 @@ void ks_status_drift(struct ks_pipeline *p, ks_drift_status_t *st)
     }
 }
 
+void ks_status_evaluation(struct ks_pipeline *p, ks_status_eval_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!p->evaluator)
+        return;
+    st->active = 1;
+    size_t n = ks_evaluator_compute(p->evaluator, ks_now_wall_ms(), st->group,
+                                    KS_STATUS_EVAL_GROUPS);
+    st->n_groups = n < KS_STATUS_EVAL_GROUPS ? n : KS_STATUS_EVAL_GROUPS;
+    for (int o = 0; o < 4; o++)
+        st->outcomes[o] = ks_evaluator_outcomes(p->evaluator, (ks_eval_outcome_t)o);
+    ks_evalstore_stats(p->evalstore, &st->store);
+}
+
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
 {
     p->kafka_obs = *obs;

@@ -379,6 +379,48 @@ static void put_drift(struct ks_pipeline *p, ks_buf_t *b)
     ks_buf_puts(b, "]}");
 }
 
+/* ,"evaluation":{"active":..,"waiting":..,"labels":{"joined":..,...},
+ *  "groups":[{"model_version","variant","pairs","auc","log_loss","brier",
+ *  "precision","recall","labelled_ratio","calibration":[rate per decile]}]} */
+static void put_evaluation(struct ks_pipeline *p, ks_buf_t *b)
+{
+    ks_status_eval_t e;
+    ks_status_evaluation(p, &e);
+    ks_buf_printf(b, ",\"evaluation\":{\"active\":%s,\"waiting\":%llu,\"store_full\":%llu,"
+                     "\"labels\":{\"joined\":%llu,\"unknown\":%llu,\"duplicate\":%llu,"
+                     "\"late\":%llu},\"groups\":[",
+                  e.active ? "true" : "false", (unsigned long long)e.store.waiting,
+                  (unsigned long long)e.store.full,
+                  (unsigned long long)e.outcomes[KS_EVAL_JOINED],
+                  (unsigned long long)e.outcomes[KS_EVAL_UNKNOWN],
+                  (unsigned long long)e.outcomes[KS_EVAL_DUPLICATE],
+                  (unsigned long long)e.outcomes[KS_EVAL_LATE]);
+    for (size_t g = 0; g < e.n_groups; g++) {
+        const ks_eval_group_status_t *s = &e.group[g];
+        ks_buf_puts(b, g ? ",{\"model_version\":" : "{\"model_version\":");
+        ks_buf_json_string(b, s->version, strlen(s->version));
+        ks_buf_puts(b, ",\"variant\":");
+        ks_buf_json_string(b, s->variant, strlen(s->variant));
+        ks_buf_printf(b, ",\"pairs\":%zu", s->m.n);
+        const char *names[] = {"auc", "log_loss", "brier", "precision", "recall",
+                               "labelled_ratio"};
+        double v[] = {s->m.auc, s->m.log_loss, s->m.brier, s->m.precision, s->m.recall,
+                      s->labelled_ratio};
+        for (size_t k = 0; k < KS_ARRAY_LEN(v); k++) {
+            ks_buf_printf(b, ",\"%s\":", names[k]);
+            put_num(b, v[k]);
+        }
+        ks_buf_puts(b, ",\"calibration\":[");
+        for (int d = 0; d < KS_EVAL_DECILES; d++) {
+            if (d)
+                ks_buf_putc(b, ',');
+            put_num(b, s->cal_rate[d]);
+        }
+        ks_buf_puts(b, "]}");
+    }
+    ks_buf_puts(b, "]}");
+}
+
 static void status_json(ks_http_t *h, ks_buf_t *b)
 {
     struct ks_pipeline *p = h->p;
@@ -415,6 +457,7 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_buf_puts(b, "},\"readiness\":");
     ks_http_readiness(p, h->kstats, b);
     put_drift(p, b);
+    put_evaluation(p, b);
 
     ks_buf_printf(b, ",\"totals\":{\"consumed\":%llu,\"predicted\":%llu,\"dead_lettered\":%llu,"
                      "\"batches\":%llu,\"dead_lettered_by_class\":{",

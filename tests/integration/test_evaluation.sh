@@ -6,7 +6,7 @@
 # restart, still find their predictions (the store survived); the joined
 # records on evaluation.topic are one per event; kscore_eval_auc, _log_loss
 # and _brier equal scikit-learn's on the pairs the second process joined, to
-# 1e-9; duplicates and unknown ids are counted.
+# 1e-9; duplicates and unknown ids are counted; /status.json shows it.
 source "$(dirname "$0")/lib.sh"
 require_broker
 N=3000
@@ -53,6 +53,13 @@ wait_metric "$URL" kscore_eval_waiting 0 30
 wait_metric "$URL" kscore_eval_pairs $((N - HALF)) 30
 wait_count "$JOINED" "$N" 60
 http_get "$URL/metrics" >"$WORK/metrics.txt"
+http_get "$URL/status.json" >"$WORK/status.json"
+jq -e --argjson n $((N - HALF)) '.evaluation.active and .evaluation.waiting == 0
+    and .evaluation.groups[0].pairs == $n and .evaluation.labels.joined == $n
+    and (.evaluation.groups[0].auc | type) == "number"' "$WORK/status.json" >/dev/null ||
+    fail "status.json evaluation: $(jq -c .evaluation "$WORK/status.json")"
+jq -e '.drift.active == false' "$WORK/status.json" >/dev/null ||
+    fail "status.json drift: $(jq -c .drift "$WORK/status.json")"
 consume "$JOINED" "$WORK/joined.jsonl"
 
 "$PY" - "$WORK" <<'PY' || fail "evaluation metrics differ from scikit-learn's"

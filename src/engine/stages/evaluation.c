@@ -137,6 +137,8 @@ static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbu
     x->conf = c;
     x->ev = ks_evaluator_new(c->window_ms, cfg->output_has_threshold ? cfg->output_threshold
                                                                      : 0.5, 1);
+    p->evaluator = x->ev;
+    p->evalstore = x->store;
     x->store_full = ks_metrics_counter0(ks_metrics_counter(
         "kscore_eval_store_full_total",
         "Predictions not evaluated because the store held evaluation.max_pending", NULL));
@@ -352,6 +354,8 @@ static void eval_free(void *ctx)
         rd_kafka_flush(x->producer, 5000);
         rd_kafka_destroy(x->producer);
     }
+    x->p->evaluator = NULL;
+    x->p->evalstore = NULL;
     ks_evalstore_close(x->store);
     ks_evaluator_free(x->ev);
     free(x);
