@@ -17,6 +17,13 @@
  *                   [--model candidate.json ...] --out DIR [--set k=v ...]
  *                   [--label-field label] [--labels-id-field id]
  *
+ * or, instead of --events, a topic range: --topic T --from TIME [--to TIME]
+ * (ISO-8601, e.g. 2026-11-01T00:00Z; --to defaults to now, exclusive): the
+ * records whose timestamps fall in [from, to) of every partition are read
+ * with the config's kafka: properties (no consumer group joined, nothing
+ * committed) into DIR/events.jsonl, one value a line, and replayed from
+ * there.
+ *
  * Labels are JSON lines {"id": ..., "label": 0|1|true|false|"0"|"1"}; the
  * id is matched with the prediction's "id" (output.id_field, required).
  * Duplicate label ids keep the first and are counted; a label line that
@@ -45,6 +52,8 @@
 #include "base/json.h"
 #include "engine/config.h"
 #include "features/strtab.h"
+#include "features/timestamp.h"
+#include "kafka/client.h"
 #include "model/evaluate.h"
 
 extern char **environ;
@@ -277,10 +286,150 @@ static int run_gnuplot(const char *script, char *errbuf, size_t errsize)
     return KS_OK;
 }
 
+static int parse_time(const char *s, int64_t *ms)
+{
+    int64_t secs;
+    int32_t nanos;
+    if (ks_timestamp_parse_iso8601(s, strlen(s), &secs, &nanos))
+        return KS_EINVAL;
+    *ms = secs * 1000 + nanos / 1000000;
+    return KS_OK;
+}
+
+/* Writes the values of topic's records with timestamps in [from_ms, to_ms)
+ * to `path`, one a line (a newline inside a value, JSON whitespace, becomes
+ * a space). */
+static int dump_topic(const char *config, const char *const *sets, size_t n_sets,
+                      const char *topic, int64_t from_ms, int64_t to_ms, const char *path,
+                      size_t *n_out, char *errbuf, size_t errsize)
+{
+    ks_config_t *cfg = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *start = NULL, *end = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    ks_kafka_ctx_t kctx = {.name = "backtest", .worker = -1};
+    int64_t *stop_at = NULL;
+    FILE *out = NULL;
+    int rc;
+    *n_out = 0;
+    if ((rc = ks_config_load(config, sets, n_sets, &cfg, errbuf, errsize)))
+        goto out;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if ((rc = ks_config_apply_kafka(cfg, KS_KAFKA_CONSUMER, conf, errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "group.id", "kscore-backtest", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errsize)) ||
+        (rc = ks_kafka_conf_set(conf, "enable.partition.eof", "true", errbuf, errsize))) {
+        rd_kafka_conf_destroy(conf);
+        goto out;
+    }
+    if ((rc = ks_kafka_client_new(&kctx, RD_KAFKA_CONSUMER, conf, &rk, errbuf, errsize)))
+        goto out;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 15000);
+    rd_kafka_topic_destroy(rkt);
+    if (err || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA, "topic %s: %s", topic,
+                    rd_kafka_err2str(err ? err : md->topics[0].err ? md->topics[0].err
+                                                                   : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto out;
+    }
+    int np = md->topics[0].partition_cnt;
+    start = rd_kafka_topic_partition_list_new(np);
+    end = rd_kafka_topic_partition_list_new(np);
+    for (int i = 0; i < np; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        rd_kafka_topic_partition_list_add(start, topic, part)->offset = from_ms;
+        rd_kafka_topic_partition_list_add(end, topic, part)->offset = to_ms;
+    }
+    if ((err = rd_kafka_offsets_for_times(rk, start, 15000)) ||
+        (err = rd_kafka_offsets_for_times(rk, end, 15000))) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA, "topic %s: cannot look up offsets by time: %s",
+                    topic, rd_kafka_err2str(err));
+        goto out;
+    }
+    stop_at = ks_xcalloc((size_t)np, sizeof(int64_t));
+    int active = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t lo, hi;
+        rd_kafka_topic_partition_t *sp = &start->elems[i], *ep = &end->elems[i];
+        if ((err = rd_kafka_query_watermark_offsets(rk, topic, sp->partition, &lo, &hi, 15000))) {
+            rc = ks_err(errbuf, errsize, KS_EKAFKA, "topic %s: %s", topic, rd_kafka_err2str(err));
+            goto out;
+        }
+        if (sp->offset < 0)
+            sp->offset = hi; /* nothing at or after from */
+        stop_at[i] = ep->offset < 0 ? hi : ep->offset;
+        if (sp->offset < stop_at[i])
+            active++;
+        else
+            sp->offset = RD_KAFKA_OFFSET_END;
+    }
+    if (!(out = fopen(path, "w"))) {
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (active && (err = rd_kafka_assign(rk, start))) {
+        rc = ks_err(errbuf, errsize, KS_EKAFKA, "topic %s: %s", topic, rd_kafka_err2str(err));
+        goto out;
+    }
+    while (active > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        if (!m)
+            continue;
+        int i = 0;
+        while (i < np && start->elems[i].partition != m->partition)
+            i++;
+        if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rc = ks_err(errbuf, errsize, KS_EKAFKA, "topic %s: %s", topic,
+                        rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            goto out;
+        }
+        if (i < np && stop_at[i] >= 0) {
+            if (!m->err && m->offset < stop_at[i]) {
+                const char *v = m->payload;
+                for (size_t k = 0; k < m->len; k++)
+                    fputc(v[k] == '\n' || v[k] == '\r' ? ' ' : v[k], out);
+                fputc('\n', out);
+                (*n_out)++;
+            }
+            if (m->err || m->offset + 1 >= stop_at[i]) {
+                stop_at[i] = -1; /* done */
+                active--;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (fclose(out)) {
+        out = NULL;
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    out = NULL;
+out:
+    if (out)
+        fclose(out);
+    free(stop_at);
+    if (start)
+        rd_kafka_topic_partition_list_destroy(start);
+    if (end)
+        rd_kafka_topic_partition_list_destroy(end);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    ks_config_free(cfg);
+    return rc;
+}
+
 int ks_backtest_cli(int argc, char **argv)
 {
     const char *config = NULL, *events = NULL, *labels_path = NULL, *dir = NULL;
     const char *label_field = "label", *id_field = "id";
+    const char *topic = NULL, *from = NULL, *to = NULL;
+    char events_path[PATH_MAX];
     const char *sets[64];
     size_t n_sets = 0, n_runs = 1;
     run_t runs[MAX_MODELS] = {{0}};
@@ -304,6 +453,12 @@ int ks_backtest_cli(int argc, char **argv)
             labels_path = v;
         else if (!strcmp(a, "--out"))
             dir = v;
+        else if (!strcmp(a, "--topic"))
+            topic = v;
+        else if (!strcmp(a, "--from"))
+            from = v;
+        else if (!strcmp(a, "--to"))
+            to = v;
         else if (!strcmp(a, "--label-field"))
             label_field = v;
         else if (!strcmp(a, "--labels-id-field"))
@@ -316,11 +471,31 @@ int ks_backtest_cli(int argc, char **argv)
             goto usage;
         i++;
     }
-    if (!config || !events || !labels_path || !dir)
+    if (!config || !labels_path || !dir || !events == !topic || (topic && !from) ||
+        (!topic && (from || to)))
         goto usage;
     if (mkdir(dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "kscore: cannot create %s: %s\n", dir, strerror(errno));
         goto out;
+    }
+    if (topic) {
+        int64_t from_ms, to_ms = ks_now_wall_ms();
+        size_t n = 0;
+        if (parse_time(from, &from_ms) || (to && parse_time(to, &to_ms)) || to_ms <= from_ms) {
+            fprintf(stderr, "kscore: --from %s --to %s: expected ISO-8601 times, from before to "
+                            "(e.g. 2026-11-01T00:00Z)\n", from, to ? to : "(now)");
+            goto out;
+        }
+        snprintf(events_path, sizeof(events_path), "%s/events.jsonl", dir);
+        if (dump_topic(config, sets, n_sets, topic, from_ms, to_ms, events_path, &n, err,
+                       sizeof(err))) {
+            fprintf(stderr, "kscore: %s\n", err);
+            rc = KS_EXIT_RUNTIME;
+            goto out;
+        }
+        fprintf(stderr, "kscore: read %zu records of %s in [%s, %s) into %s\n", n, topic, from,
+                to ? to : "now", events_path);
+        events = events_path;
     }
     if (read_labels(labels_path, id_field, label_field, &L, err, sizeof(err))) {
         fprintf(stderr, "kscore: %s\n", err);
@@ -553,9 +728,10 @@ io:
     rc = KS_EXIT_RUNTIME;
     goto out;
 usage:
-    fprintf(stderr, "usage: kscore backtest -c pipeline.yaml --events history.jsonl --labels "
-                    "labels.jsonl [--model candidate.json ...] --out DIR [--set key=value ...] "
-                    "[--label-field label] [--labels-id-field id]\n");
+    fprintf(stderr, "usage: kscore backtest -c pipeline.yaml (--events history.jsonl | --topic T "
+                    "--from TIME [--to TIME]) --labels labels.jsonl [--model candidate.json ...] "
+                    "--out DIR [--set key=value ...] [--label-field label] "
+                    "[--labels-id-field id]\n");
     rc = KS_EXIT_USAGE;
 out:
     if (f)

@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
             "  kscore backtest -c pipeline.yaml --events history.jsonl --labels labels.jsonl\n"
+            "                  (or --topic T --from 2026-11-01T00:00Z [--to TIME] for --events)\n"
             "                  [--model candidate.json ...] --out DIR   replay history through\n"
             "                  each model, report AUC, log loss, ... and plots in DIR\n"
             "  kscore model reference FILE --sample train.csv [-o OUT] [--bins N]\n"
