@@ -339,6 +339,14 @@ out:
     return rc;
 }
 
+void ks_drift_refresh(ks_drift_t *d, int64_t now_ms)
+{
+    pthread_mutex_lock(&d->lock);
+    if (d->ref)
+        compute(d, now_ms);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static int cmp_worst(const void *a, const void *b)
 {
     const double x = *(const double *)a, y = *(const double *)b;

@@ -10,7 +10,8 @@
  * one lock per batch. Slices older than the window are cleared as time moves
  * on, so the window slides in steps of window / KS_DRIFT_SLICES.
  *
- * At most once per second (and at every slice change) the PSI of every
+ * At most once per second (and at every slice change) while batches arrive,
+ * and whenever /metrics is scraped (ks_drift_refresh), the PSI of every
  * feature and of the score over the whole window is computed and published:
  *
  *   kscore_feature_psi{feature}                   PSI against the reference
@@ -79,6 +80,9 @@ int ks_drift_observe(ks_drift_local_t *l, const ks_model_t *m, const double *X,
 /* The watched model (no reference is taken: compare only). */
 const ks_model_t *ks_drift_model(ks_drift_t *d);
 
+/* Recomputes and publishes the window as of now_ms (the metrics endpoint
+ * calls it before rendering, so the gauges are current after a burst). */
+void ks_drift_refresh(ks_drift_t *d, int64_t now_ms);
 /* The window as of now_ms (PSI recomputed): a snapshot for the status page. */
 void ks_drift_snapshot(ks_drift_t *d, int64_t now_ms, ks_drift_status_t *st);
 /* PSI of feature `name` (NaN if unknown or too few rows) and of the score,

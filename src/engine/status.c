@@ -78,6 +78,15 @@ void ks_status_evaluation(struct ks_pipeline *p, ks_status_eval_t *st)
     ks_evalstore_stats(p->evalstore, &st->store);
 }
 
+void ks_status_refresh(struct ks_pipeline *p)
+{
+    int64_t now = ks_now_wall_ms();
+    if (p->drift)
+        ks_drift_refresh(p->drift, now);
+    if (p->evaluator)
+        ks_evaluator_compute(p->evaluator, now, NULL, 0);
+}
+
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)
 {
     p->kafka_obs = *obs;

@@ -62,6 +62,10 @@ typedef struct ks_status_eval {
 } ks_status_eval_t;
 void ks_status_evaluation(struct ks_pipeline *p, ks_status_eval_t *st);
 
+/* Brings the gauges the engine derives from windows (drift PSI, evaluation
+ * metrics) up to date; the metrics endpoint calls it before rendering. */
+void ks_status_refresh(struct ks_pipeline *p);
+
 /* Hooks an observer into the workers' Kafka clients (statistics,
  * assignments, broker events). The observer must outlive the run. */
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs);

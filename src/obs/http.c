@@ -584,6 +584,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (!strcmp(url, "/metrics")) {
+        ks_status_refresh(h->p);
         ks_metrics_render(&b);
         ks_http_render_process_metrics(&b);
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, 0);
