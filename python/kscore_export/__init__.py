@@ -7,8 +7,14 @@ estimator holds; the tree comparison rule and output link written for each
 estimator are the ones scikit-learn itself applies in predict/predict_proba.
 
 Public API:
-    export(model, feature_names=None, path=None, version=None) -> dict
-    to_dict(model, feature_names=None, version=None) -> dict
+    export(model, feature_names=None, path=None, version=None, reference=None) -> dict
+    to_dict(model, feature_names=None, version=None, reference=None) -> dict
+    training_reference(X, feature_names, scores=None, score_output=1, bins=10) -> dict
+
+`reference` is a training sample (array or DataFrame, columns in the model's
+feature order, NaN = missing): the file then carries the training reference
+kscore's drift metrics compare the served data with (docs/quality.md). The
+bins are numpy's quantiles, the same doubles `kscore model reference` computes.
     UnsupportedModelError
 
 Anything the format cannot represent exactly is refused by name with
@@ -22,7 +28,7 @@ import math as _math
 import numpy as _np
 
 __version__ = "0.1.0"
-__all__ = ["export", "to_dict", "UnsupportedModelError", "__version__"]
+__all__ = ["export", "to_dict", "training_reference", "UnsupportedModelError", "__version__"]
 
 SUPPORTED = (
     "LogisticRegression (binary, multinomial), LinearRegression, Ridge, "
@@ -416,8 +422,52 @@ def _scaler_step(scaler, n_features):
     _refuse(f"a Pipeline step {name}", "only StandardScaler or MinMaxScaler may precede the model")
 
 
-def to_dict(model, feature_names=None, version=None):
-    """The kscore JSON document (a dict) for a fitted estimator."""
+def _hist(values, bins):
+    """(edges, fractions, missing share) of one column: numpy quantile edges,
+    equal edges merged; bin = searchsorted(edges, x, side='right')."""
+    v = _np.asarray(values, dtype=_np.float64).ravel()
+    ok = v[~_np.isnan(v)]
+    missing = float((v.size - ok.size) / v.size) if v.size else 0.0
+    if ok.size == 0:
+        return [], [0.0], missing
+    edges = _np.unique(_np.quantile(ok, [k / bins for k in range(1, bins)]))
+    counts = _np.bincount(_np.searchsorted(edges, ok, side="right"), minlength=edges.size + 1)
+    return edges.tolist(), (counts / ok.size).tolist(), missing
+
+
+def training_reference(X, feature_names, scores=None, score_output=1, bins=10):
+    """The "reference" member of a kscore model file (docs/quality.md): per
+    feature the quantile bins of the training values and their shares, the
+    missing share, and the same bins for the model's scores if given.
+    score_output: the output column the score is ("top" for the top class
+    probability of a multiclass model)."""
+    X = _np.asarray(X, dtype=_np.float64)
+    if X.ndim != 2 or X.shape[1] != len(feature_names):
+        raise ValueError(f"the reference sample must have {len(feature_names)} columns")
+    ref = {"format": "kscore-reference", "format_version": 1, "rows": int(X.shape[0]),
+           "bins": int(bins), "features": []}
+    for j, name in enumerate(feature_names):
+        edges, frac, missing = _hist(X[:, j], bins)
+        ref["features"].append({"name": str(name), "missing_rate": missing,
+                                "edges": edges, "fractions": frac})
+    if scores is not None:
+        edges, frac, _ = _hist(scores, bins)
+        ref["score"] = {"output": score_output, "edges": edges, "fractions": frac}
+    return ref
+
+
+def _model_scores(model, X, task, n_classes):
+    """The score the drift metrics watch: P(class 1) for binary classifiers,
+    the top probability for multiclass, the prediction for regressors."""
+    if task == "classification":
+        p = _np.asarray(model.predict_proba(X), dtype=_np.float64)
+        return (p[:, 1], 1) if n_classes == 2 else (p.max(axis=1), "top")
+    return _np.asarray(model.predict(X), dtype=_np.float64).ravel(), 0
+
+
+def to_dict(model, feature_names=None, version=None, reference=None):
+    """The kscore JSON document (a dict) for a fitted estimator; with
+    `reference` (a training sample) it carries the training reference."""
     steps = []
     est = model
     if _name(model) == "Pipeline":
@@ -470,14 +520,17 @@ def to_dict(model, feature_names=None, version=None):
     if steps:
         doc["preprocess"] = [_scaler_step(s, n_features) for s in steps]
     doc.update(body)
+    if reference is not None:
+        scores, out = _model_scores(model, reference, doc["task"], len(doc.get("classes", [])))
+        doc["reference"] = training_reference(reference, feature_names, scores, out)
     return doc
 
 
-def export(model, feature_names=None, path=None, version=None):
+def export(model, feature_names=None, path=None, version=None, reference=None):
     """Writes `model` as a kscore JSON model file at `path` (if given) and
     returns the document. feature_names: the model's input names in column
     order (default: the names it was fitted with, else f0, f1, ...)."""
-    doc = to_dict(model, feature_names=feature_names, version=version)
+    doc = to_dict(model, feature_names=feature_names, version=version, reference=reference)
     if path is not None:
         with open(path, "w", encoding="utf-8") as f:
             _json.dump(doc, f, separators=(",", ":"), allow_nan=False)

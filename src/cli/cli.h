@@ -12,6 +12,14 @@
  * print errors to stderr. */
 int ks_model_cli_info(const char *path, FILE *out);
 int ks_model_cli_predict(const char *path, FILE *in, FILE *out);
+/* `kscore model reference MODEL --sample train.csv [-o OUT] [--bins N]`:
+ * writes the training reference to OUT (default MODEL.reference.json, the
+ * sidecar ks_model_load_file reads). */
+/* `kscore backtest ...` (cli/backtest.c); argv holds the arguments after
+ * "backtest". Returns a KS_EXIT_* code. */
+int ks_backtest_cli(int argc, char **argv);
+int ks_model_cli_reference(const char *path, const char *sample, const char *out_path,
+                           size_t bins);
 
 /* `kscore gen`: open-loop generator of fraud-example events (cli/gen.c). */
 typedef struct ks_gen_opts {

@@ -32,6 +32,13 @@ static void usage(FILE *out)
             "  kscore deployments -c pipeline.yaml [--json]   the state every replica applies\n"
             "  kscore model info FILE                                   model metadata\n"
             "  kscore model predict FILE < rows.csv                     score raw feature rows\n"
+            "  kscore backtest -c pipeline.yaml --events history.jsonl --labels labels.jsonl\n"
+            "                  (or --topic T --from 2026-11-01T00:00Z [--to TIME] for --events)\n"
+            "                  [--model candidate.json ...] --out DIR   replay history through\n"
+            "                  each model, report AUC, log loss, ... and plots in DIR\n"
+            "  kscore model reference FILE --sample train.csv [-o OUT] [--bins N]\n"
+            "                  store the training reference drift is measured against\n"
+            "                  (default OUT: FILE.reference.json, read with the model)\n"
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
             "             [--poisson] [--keys K] [--zipf S] [--malformed F] [--seed N]\n"
             "             [--start N] [--stdout]   open-loop fraud-example event generator\n"
@@ -332,6 +339,28 @@ int main(int argc, char **argv)
         return ks_model_cli_info(argv[3], stdout);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "predict"))
         return ks_model_cli_predict(argv[3], stdin, stdout);
+    if (!strcmp(cmd, "backtest"))
+        return ks_backtest_cli(argc - 2, argv + 2);
+    if (!strcmp(cmd, "model") && argc >= 4 && !strcmp(argv[2], "reference")) {
+        const char *sample = NULL, *outp = NULL;
+        long bins = 10;
+        for (int i = 4; i < argc; i++) {
+            if (!strcmp(argv[i], "--sample") && i + 1 < argc)
+                sample = argv[++i];
+            else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+                outp = argv[++i];
+            else if (!strcmp(argv[i], "--bins") && i + 1 < argc)
+                bins = strtol(argv[++i], NULL, 10);
+            else
+                sample = NULL, i = argc;
+        }
+        if (!sample || bins < 2) {
+            fprintf(stderr, "usage: kscore model reference FILE --sample train.csv [-o OUT] "
+                            "[--bins N]\n");
+            return KS_EXIT_USAGE;
+        }
+        return ks_model_cli_reference(argv[3], sample, outp, (size_t)bins);
+    }
     fprintf(stderr, "kscore: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return KS_EXIT_USAGE;

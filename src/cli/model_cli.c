@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "base/common.h"
+#include "model/reference.h"
 
 #define CSV_BATCH 1024
 
@@ -96,7 +97,13 @@ static int flush_rows(const ks_model_t *m, const double *X, size_t n, double *Y,
     return ferror(out) ? KS_EIO : KS_OK;
 }
 
-int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf, size_t errsize)
+/* Called with each chunk of up to CSV_BATCH rows (n x m->n_features). */
+typedef int (*chunk_fn)(void *ctx, const double *X, size_t n);
+
+/* Reads the CSV (see ks_model_predict_csv) and hands its rows to `chunk`;
+ * a failing chunk stops the read with that code ("writing ... failed"). */
+static int read_csv(const ks_model_t *m, FILE *in, chunk_fn chunk, void *ctx, char *errbuf,
+                    size_t errsize)
 {
     int rc = KS_OK;
     char *line = NULL;
@@ -105,7 +112,6 @@ int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf,
     char **fields = NULL;
     long *col_of = NULL;   /* feature -> column */
     double *X = ks_xmalloc(CSV_BATCH * m->n_features * sizeof(double));
-    double *Y = ks_xmalloc(CSV_BATCH * m->n_outputs * sizeof(double));
 
     /* Header. */
     while ((got = getline(&line, &cap, in)) > 0) {
@@ -169,8 +175,8 @@ int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf,
             }
         }
         if (++n_rows == CSV_BATCH) {
-            if ((rc = flush_rows(m, X, n_rows, Y, out))) {
-                ks_err(errbuf, errsize, rc, "writing predictions failed");
+            if ((rc = chunk(ctx, X, n_rows))) {
+                ks_err(errbuf, errsize, rc, "writing the output failed");
                 goto out;
             }
             n_rows = 0;
@@ -182,19 +188,150 @@ int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf,
     }
 out:
     if (n_rows > 0) {
-        int frc = flush_rows(m, X, n_rows, Y, out);
+        int frc = chunk(ctx, X, n_rows);
         if (frc && rc == KS_OK)
-            rc = ks_err(errbuf, errsize, frc, "writing predictions failed");
+            rc = ks_err(errbuf, errsize, frc, "writing the output failed");
     }
     free(line);
     free(fields);
     free(col_of);
     free(X);
-    free(Y);
     return rc;
 }
 
-/* ---- `kscore model info|predict` --------------------------------------- */
+typedef struct predict_ctx {
+    const ks_model_t *m;
+    double *Y;
+    FILE *out;
+} predict_ctx_t;
+
+static int predict_chunk(void *ctx, const double *X, size_t n)
+{
+    predict_ctx_t *c = ctx;
+    return flush_rows(c->m, X, n, c->Y, c->out);
+}
+
+int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf, size_t errsize)
+{
+    predict_ctx_t c = {m, ks_xmalloc(CSV_BATCH * m->n_outputs * sizeof(double)), out};
+    int rc = read_csv(m, in, predict_chunk, &c, errbuf, errsize);
+    free(c.Y);
+    return rc;
+}
+
+/* ---- `kscore model reference` ------------------------------------------- */
+
+typedef struct sample_ctx {
+    const ks_model_t *m;
+    double *X, *scores, *Y;
+    size_t n, cap;
+    int score_output;
+} sample_ctx_t;
+
+static int sample_chunk(void *ctx, const double *X, size_t n)
+{
+    sample_ctx_t *c = ctx;
+    const ks_model_t *m = c->m;
+    if (c->n + n > c->cap) {
+        c->cap = (c->n + n) * 2;
+        c->X = ks_xrealloc(c->X, c->cap * m->n_features * sizeof(double));
+        c->scores = ks_xrealloc(c->scores, c->cap * sizeof(double));
+    }
+    memcpy(c->X + c->n * m->n_features, X, n * m->n_features * sizeof(double));
+    int rc = ks_model_predict(m, X, n, c->Y);
+    if (rc)
+        return rc;
+    for (size_t r = 0; r < n; r++) {
+        const double *o = c->Y + r * m->n_outputs;
+        double s = o[0];
+        if (c->score_output == KS_REF_SCORE_TOP) {
+            for (size_t k = 1; k < m->n_outputs; k++)
+                s = o[k] > s ? o[k] : s;
+        } else {
+            s = o[c->score_output];
+        }
+        c->scores[c->n + r] = s;
+    }
+    c->n += n;
+    return KS_OK;
+}
+
+int ks_model_reference_csv(const ks_model_t *m, FILE *in, size_t bins, ks_reference_t **out,
+                           char *errbuf, size_t errsize)
+{
+    sample_ctx_t c = {.m = m, .Y = ks_xmalloc(CSV_BATCH * m->n_outputs * sizeof(double))};
+    c.score_output = m->task == KS_TASK_REGRESSION ? 0 : m->n_classes == 2 ? 1
+                   : KS_REF_SCORE_TOP;
+    *out = NULL;
+    int rc = read_csv(m, in, sample_chunk, &c, errbuf, errsize);
+    if (rc == KS_OK && c.n == 0)
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "the training sample has no rows");
+    if (rc == KS_OK)
+        *out = ks_reference_build(c.X, c.n, m->n_features, m->feature_names, c.scores,
+                                  c.score_output, bins);
+    free(c.X);
+    free(c.scores);
+    free(c.Y);
+    return rc;
+}
+
+/* ---- `kscore model info|predict|reference` ------------------------------ */
+
+int ks_model_cli_reference(const char *path, const char *sample, const char *out_path,
+                           size_t bins)
+{
+    char err[1024], side[4096];
+    ks_model_t *m = NULL;
+    ks_reference_t *r = NULL;
+    ks_buf_t buf = {0};
+    FILE *in = NULL, *out = NULL;
+    int rc = KS_EXIT_USAGE;
+    if (bins < 2 || bins > KS_REF_MAX_BINS) {
+        fprintf(stderr, "kscore: --bins must be 2 to %d\n", KS_REF_MAX_BINS);
+        goto out;
+    }
+    if (!out_path) {
+        snprintf(side, sizeof(side), "%s.reference.json", path);
+        out_path = side;
+    }
+    /* the model alone: an existing (maybe stale) sidecar is what we replace */
+    char *mbuf = NULL;
+    size_t mlen = 0;
+    if (ks_read_file(path, &mbuf, &mlen, err, sizeof(err)) ||
+        ks_model_load_buffer(path, mbuf, mlen, &m, err, sizeof(err))) {
+        free(mbuf);
+        fprintf(stderr, "kscore: %s\n", err);
+        goto out;
+    }
+    free(mbuf);
+    if (!(in = fopen(sample, "r"))) {
+        fprintf(stderr, "kscore: cannot open %s: %s\n", sample, strerror(errno));
+        goto out;
+    }
+    if (ks_model_reference_csv(m, in, bins, &r, err, sizeof(err))) {
+        fprintf(stderr, "kscore: %s: %s\n", sample, err);
+        goto out;
+    }
+    ks_reference_write(r, &buf);
+    if (!(out = fopen(out_path, "w")) || fwrite(buf.data, 1, buf.len, out) != buf.len ||
+        fclose(out)) {
+        out = NULL;
+        fprintf(stderr, "kscore: cannot write %s: %s\n", out_path, strerror(errno));
+        rc = KS_EXIT_RUNTIME;
+        goto out;
+    }
+    out = NULL;
+    fprintf(stderr, "kscore: wrote %s (%zu rows, %zu features%s)\n", out_path, r->rows,
+            r->n_features, r->has_score ? ", score" : "");
+    rc = KS_EXIT_OK;
+out:
+    if (in)
+        fclose(in);
+    ks_buf_free(&buf);
+    ks_reference_free(r);
+    ks_model_unref(m);
+    return rc;
+}
 
 int ks_model_cli_info(const char *path, FILE *out)
 {

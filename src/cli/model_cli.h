@@ -28,4 +28,13 @@ int ks_model_describe(const ks_model_t *m, FILE *out);
  * KS_EIO for a read/write failure. Rows before a bad line have been written. */
 int ks_model_predict_csv(const ks_model_t *m, FILE *in, FILE *out, char *errbuf, size_t errsize);
 
+/* Builds the training reference (model/reference.h) of a CSV training
+ * sample read like ks_model_predict_csv's input: quantile bins of every model
+ * feature and of the model's score on each row (binary: P(class 1);
+ * multiclass: the top probability; regression: the value). *out is the
+ * caller's (ks_reference_free). */
+struct ks_reference;
+int ks_model_reference_csv(const ks_model_t *m, FILE *in, size_t bins,
+                           struct ks_reference **out, char *errbuf, size_t errsize);
+
 #endif

@@ -100,6 +100,19 @@ struct ks_config {
     char *model_path;       /* resolved against the config file's folder */
     long long model_watch_interval_ms; /* 0 = reload on SIGHUP only */
 
+    /* drift (engine/stages/drift.c) */
+    char *drift_enabled;    /* "auto", "true" or "false" */
+    char *drift_window;     /* a duration: "15m" */
+    long long drift_min_rows;
+
+    /* online evaluation (engine/stages/evaluation.c) */
+    char *eval_labels_topic;   /* NULL = off */
+    char *eval_id_field, *eval_label_field;
+    char *eval_max_wait, *eval_window; /* durations */
+    char *eval_store;          /* the store's log file, relative to the config file */
+    long long eval_max_pending;
+    char *eval_topic;          /* joined records, NULL = none */
+
     void *stage_conf[KS_STAGES_MAX]; /* per registry index: what the stage's configure
                                         parsed (NULL: not configured) */
 

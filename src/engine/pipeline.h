@@ -109,6 +109,9 @@ struct ks_pipeline {
     struct ks_worker **workers;
     size_t n_workers;
     ks_kafka_observer_t kafka_obs; /* librdkafka statistics and assignments (obs/) */
+    struct ks_drift *drift;    /* the drift stage's window (engine/drift.h), NULL if off */
+    struct ks_evaluator *evaluator;  /* online evaluation (engine/evaluation.h), NULL if off */
+    struct ks_evalstore *evalstore;
 };
 
 /* The model in service, with a reference the caller releases. Any thread. */

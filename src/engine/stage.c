@@ -22,6 +22,8 @@ const ks_stage_type_t *const ks_stage_types[] = {
     &ks_stage_features,
     &ks_stage_route,
     &ks_stage_model,
+    &ks_stage_drift,
+    &ks_stage_evaluation,
     &ks_stage_encode,
 };
 const size_t ks_stage_types_n = KS_ARRAY_LEN(ks_stage_types);

@@ -2,7 +2,8 @@
  * stage.h - the stage interface and the runner that takes a batch through the
  * pipeline's stages in order:
  *
- *   decode -> [lookups] -> [windows] -> features -> [route] -> model -> encode
+ *   decode -> [lookups] -> [windows] -> features -> [route] -> model -> [drift]
+ *   -> [evaluation] -> encode
  *
  * A stage is a `const ks_stage_type_t` in a file of its own under
  * engine/stages/, listed once in the registry (engine/stage.c), in the order
@@ -129,5 +130,12 @@ extern const ks_stage_type_t ks_stage_windows;
 /* Model deployments (engine/stages/route.c): each row's variant (champion,
  * canary, A/B) and the shadow; between features and model in the registry. */
 extern const ks_stage_type_t ks_stage_route;
+
+/* Drift against the model's training reference (engine/stages/drift.c):
+ * after model, before encode. */
+extern const ks_stage_type_t ks_stage_drift;
+/* Online evaluation with delayed labels (engine/stages/evaluation.c): after
+ * drift. */
+extern const ks_stage_type_t ks_stage_evaluation;
 
 #endif

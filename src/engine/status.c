@@ -5,6 +5,10 @@
 #include "engine/deployments.h"
 #include "engine/guard.h"
 #include "engine/pipeline.h"
+#include "base/common.h"
+
+#include <math.h>
+#include <string.h>
 
 #include <math.h>
 #include <string.h>
@@ -58,6 +62,39 @@ int ks_status_holding(const struct ks_pipeline *p, const char **reason)
 int ks_status_restoring(const struct ks_pipeline *p)
 {
     return atomic_load(&((struct ks_pipeline *)p)->restoring);
+}
+
+void ks_status_drift(struct ks_pipeline *p, ks_drift_status_t *st)
+{
+    if (p->drift) {
+        ks_drift_snapshot(p->drift, ks_now_wall_ms(), st);
+    } else {
+        memset(st, 0, sizeof(*st));
+        st->score_psi = NAN;
+    }
+}
+
+void ks_status_evaluation(struct ks_pipeline *p, ks_status_eval_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!p->evaluator)
+        return;
+    st->active = 1;
+    size_t n = ks_evaluator_compute(p->evaluator, ks_now_wall_ms(), st->group,
+                                    KS_STATUS_EVAL_GROUPS);
+    st->n_groups = n < KS_STATUS_EVAL_GROUPS ? n : KS_STATUS_EVAL_GROUPS;
+    for (int o = 0; o < 4; o++)
+        st->outcomes[o] = ks_evaluator_outcomes(p->evaluator, (ks_eval_outcome_t)o);
+    ks_evalstore_stats(p->evalstore, &st->store);
+}
+
+void ks_status_refresh(struct ks_pipeline *p)
+{
+    int64_t now = ks_now_wall_ms();
+    if (p->drift)
+        ks_drift_refresh(p->drift, now);
+    if (p->evaluator)
+        ks_evaluator_compute(p->evaluator, now, NULL, 0);
 }
 
 void ks_status_observe_kafka(struct ks_pipeline *p, const ks_kafka_observer_t *obs)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 
 #include "engine/config.h"
+#include "engine/drift.h"
+#include "engine/evaluation.h"
 #include "engine/engine_metrics.h"
 #include "kafka/client.h"
 #include "base/buf.h"
@@ -53,6 +55,28 @@ int ks_status_restoring(const struct ks_pipeline *p);
  * NULL) gets the latest hold's sentence, valid while the pipeline exists.
  * Readiness is false while this is non-zero. */
 int ks_status_holding(const struct ks_pipeline *p, const char **reason);
+
+/* The drift window (engine/drift.h) as of now: PSI of the score and the
+ * features with the highest PSI. st->active = 0 when drift is off or the
+ * model in service has no training reference. */
+void ks_status_drift(struct ks_pipeline *p, ks_drift_status_t *st);
+
+/* Online evaluation as of now: up to KS_STATUS_EVAL_GROUPS (model version,
+ * variant) groups with their window metrics, label outcomes and the store.
+ * st->active = 0 when evaluation is off. */
+#define KS_STATUS_EVAL_GROUPS 4
+typedef struct ks_status_eval {
+    int active;
+    size_t n_groups;
+    ks_eval_group_status_t group[KS_STATUS_EVAL_GROUPS];
+    uint64_t outcomes[4];       /* by ks_eval_outcome_t */
+    ks_evalstore_stats_t store;
+} ks_status_eval_t;
+void ks_status_evaluation(struct ks_pipeline *p, ks_status_eval_t *st);
+
+/* Brings the gauges the engine derives from windows (drift PSI, evaluation
+ * metrics) up to date; the metrics endpoint calls it before rendering. */
+void ks_status_refresh(struct ks_pipeline *p);
 
 /* Hooks an observer into the workers' Kafka clients (statistics,
  * assignments, broker events). The observer must outlive the run. */

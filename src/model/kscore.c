@@ -26,6 +26,7 @@
 #include "model/backends.h"
 #include "model/model_internal.h"
 #include "base/json.h"
+#include "model/reference.h"
 
 #define KS_MAX_FEATURES   1000000
 #define KS_MAX_CLASSES    4096
@@ -675,6 +676,9 @@ static int kscore_load(ks_model_t *m, const char *buf, size_t len, char *errbuf,
 
     rc = load_steps(k, ks_json_get(root, "preprocess"), errbuf, errsize);
     if (rc)
+        goto out;
+    const ks_json_t *ref = ks_json_get(root, "reference");
+    if (ref && (rc = ks_reference_parse(ref, &m->reference, errbuf, errsize)))
         goto out;
     const char *mt = ks_json_str(ks_json_get(root, "model_type"));
     if (mt && !strcmp(mt, "linear")) {

@@ -11,6 +11,11 @@
  * different files never share a version string by accident and the same file
  * always gets the same one.
  *
+ * Reference: the training reference (model/reference.h) comes from the file
+ * (kscore JSON "reference") or, in ks_model_load_file, from the sidecar
+ * PATH.reference.json, which wins. Every feature it describes must be one of
+ * the model's, so a stale sidecar is caught at load, not as silent drift.
+ *
  * Refcount: updated with atomic read-modify-write (the GCC/Clang __atomic
  * builtins, which are what C11 <stdatomic.h> compiles to; model.h keeps a
  * plain int so that the header stays includable from C++). ref is relaxed;
@@ -27,6 +32,9 @@
 #include "model/model_internal.h"
 #include "model/backends.h"
 #include "base/sha256.h"
+#include "model/reference.h"
+
+#include <unistd.h>
 
 static const ks_model_backend_t *const backends[] = {
     &ks_model_backend_kscore,
@@ -53,6 +61,30 @@ static int check_meta(const ks_model_t *m, char *errbuf, size_t errsize)
     } else if (m->n_classes != 0) {
         return ks_err(errbuf, errsize, KS_EINVAL, "a regression model cannot have classes");
     }
+    return KS_OK;
+}
+
+/* Every reference feature must be a model feature; the score output must exist. */
+static int check_reference(const ks_model_t *m, const ks_reference_t *r, char *errbuf,
+                           size_t errsize)
+{
+    if (!r)
+        return KS_OK;
+    for (size_t j = 0; j < r->n_features; j++) {
+        size_t f = 0;
+        while (f < m->n_features && strcmp(m->feature_names[f], r->features[j].name))
+            f++;
+        if (f == m->n_features)
+            return ks_err(errbuf, errsize, KS_EINVAL,
+                          "the training reference describes feature '%s', which the model "
+                          "does not have (a reference made for another model?)",
+                          r->features[j].name);
+    }
+    if (r->has_score && r->score_output != KS_REF_SCORE_TOP &&
+        (size_t)r->score_output >= m->n_outputs)
+        return ks_err(errbuf, errsize, KS_EINVAL,
+                      "the training reference's score is output %d; the model has %zu outputs",
+                      r->score_output, m->n_outputs);
     return KS_OK;
 }
 
@@ -86,6 +118,8 @@ int ks_model_load_buffer(const char *name, const char *buf, size_t len, ks_model
     rc = b->load(m, buf, len, why, sizeof(why));
     if (rc == KS_OK)
         rc = check_meta(m, why, sizeof(why));
+    if (rc == KS_OK)
+        rc = check_reference(m, m->reference, why, sizeof(why));
     if (rc != KS_OK) {
         ks_err(errbuf, errsize, rc, "%s: cannot load %s model: %s", name, b->name, why);
         goto out;
@@ -123,6 +157,24 @@ int ks_model_load_file(const char *path, ks_model_t **out, char *errbuf, size_t 
     if (rc == KS_OK)
         rc = ks_model_load_buffer(path, buf, len, out, errbuf, errsize);
     free(buf);
+    if (rc == KS_OK) {
+        char side[4096];
+        ks_reference_t *r = NULL;
+        snprintf(side, sizeof(side), "%s.reference.json", path);
+        if (access(side, F_OK) == 0) {
+            char why[512];
+            if ((rc = ks_reference_load_file(side, &r, why, sizeof(why))) ||
+                (rc = check_reference(*out, r, why, sizeof(why)))) {
+                ks_err(errbuf, errsize, rc, "%s: %s", side, why);
+                ks_reference_free(r);
+                ks_model_unref(*out);
+                *out = NULL;
+            } else {
+                ks_reference_free((*out)->reference);
+                (*out)->reference = r;
+            }
+        }
+    }
     return rc;
 }
 

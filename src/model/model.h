@@ -56,6 +56,7 @@ struct ks_model {
     char *version;          /* from the file's metadata, else "sha256:<12 hex>" of content */
     char *source;           /* training library and version if known ("xgboost 2.1.1") */
     char *path;             /* file it was loaded from */
+    struct ks_reference *reference; /* training reference (model/reference.h), NULL if none */
 
     int refcount;           /* atomic; see ks_model_ref/unref */
 };
@@ -63,6 +64,9 @@ struct ks_model {
 /* Loads a model file. On success *out has refcount 1. On failure writes a
  * message naming the file and what is wrong; nothing is leaked. */
 int ks_model_load_file(const char *path, ks_model_t **out, char *errbuf, size_t errsize);
+/* ks_model_load_file also reads the sidecar PATH.reference.json when it
+ * exists (it replaces a reference embedded in the file); a reference naming a
+ * feature the model does not have is a load error. */
 int ks_model_load_buffer(const char *name, const char *buf, size_t len, ks_model_t **out,
                          char *errbuf, size_t errsize);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "model/reference.h"
 
 static double sigmoid(double x)
 {
@@ -117,6 +118,8 @@ void ks_model_meta_free(ks_model_t *m)
     free(m->version);
     free(m->source);
     free(m->path);
+    ks_reference_free(m->reference);
+    m->reference = NULL;
     m->feature_names = NULL;
     m->class_labels = NULL;
     m->objective = m->version = m->source = m->path = NULL;

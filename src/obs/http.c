@@ -359,6 +359,74 @@ static void put_quantiles(ks_buf_t *b, const double *bounds, size_t nb, const ui
     ks_buf_putc(b, '}');
 }
 
+/* ,"drift":{"active":..,"window_s":..,"rows":..,"min_rows":..,"score_psi":..,
+ *  "worst":[{"feature":..,"psi":..,"missing_change":..}]} */
+static void put_drift(struct ks_pipeline *p, ks_buf_t *b)
+{
+    ks_drift_status_t d;
+    ks_status_drift(p, &d);
+    ks_buf_printf(b, ",\"drift\":{\"active\":%s,\"window_s\":%.3f,\"rows\":%llu,"
+                     "\"min_rows\":%llu,\"model_version\":",
+                  d.active ? "true" : "false", (double)d.window_ms / 1e3,
+                  (unsigned long long)d.rows, (unsigned long long)d.min_rows);
+    ks_buf_json_string(b, d.version, strlen(d.version));
+    ks_buf_puts(b, ",\"score_psi\":");
+    put_num(b, d.score_psi);
+    ks_buf_puts(b, ",\"worst\":[");
+    for (size_t i = 0; i < d.n_worst; i++) {
+        ks_buf_puts(b, i ? ",{\"feature\":" : "{\"feature\":");
+        ks_buf_json_string(b, d.worst[i].feature, strlen(d.worst[i].feature));
+        ks_buf_puts(b, ",\"psi\":");
+        put_num(b, d.worst[i].psi);
+        ks_buf_puts(b, ",\"missing_change\":");
+        put_num(b, d.worst[i].missing_change);
+        ks_buf_putc(b, '}');
+    }
+    ks_buf_puts(b, "]}");
+}
+
+/* ,"evaluation":{"active":..,"waiting":..,"labels":{"joined":..,...},
+ *  "groups":[{"model_version","variant","pairs","auc","log_loss","brier",
+ *  "precision","recall","labelled_ratio","calibration":[rate per decile]}]} */
+static void put_evaluation(struct ks_pipeline *p, ks_buf_t *b)
+{
+    ks_status_eval_t e;
+    ks_status_evaluation(p, &e);
+    ks_buf_printf(b, ",\"evaluation\":{\"active\":%s,\"waiting\":%llu,\"store_full\":%llu,"
+                     "\"labels\":{\"joined\":%llu,\"unknown\":%llu,\"duplicate\":%llu,"
+                     "\"late\":%llu},\"groups\":[",
+                  e.active ? "true" : "false", (unsigned long long)e.store.waiting,
+                  (unsigned long long)e.store.full,
+                  (unsigned long long)e.outcomes[KS_EVAL_JOINED],
+                  (unsigned long long)e.outcomes[KS_EVAL_UNKNOWN],
+                  (unsigned long long)e.outcomes[KS_EVAL_DUPLICATE],
+                  (unsigned long long)e.outcomes[KS_EVAL_LATE]);
+    for (size_t g = 0; g < e.n_groups; g++) {
+        const ks_eval_group_status_t *s = &e.group[g];
+        ks_buf_puts(b, g ? ",{\"model_version\":" : "{\"model_version\":");
+        ks_buf_json_string(b, s->version, strlen(s->version));
+        ks_buf_puts(b, ",\"variant\":");
+        ks_buf_json_string(b, s->variant, strlen(s->variant));
+        ks_buf_printf(b, ",\"pairs\":%zu", s->m.n);
+        const char *names[] = {"auc", "log_loss", "brier", "precision", "recall",
+                               "labelled_ratio"};
+        double v[] = {s->m.auc, s->m.log_loss, s->m.brier, s->m.precision, s->m.recall,
+                      s->labelled_ratio};
+        for (size_t k = 0; k < KS_ARRAY_LEN(v); k++) {
+            ks_buf_printf(b, ",\"%s\":", names[k]);
+            put_num(b, v[k]);
+        }
+        ks_buf_puts(b, ",\"calibration\":[");
+        for (int d = 0; d < KS_EVAL_DECILES; d++) {
+            if (d)
+                ks_buf_putc(b, ',');
+            put_num(b, s->cal_rate[d]);
+        }
+        ks_buf_puts(b, "]}");
+    }
+    ks_buf_puts(b, "]}");
+}
+
 static void status_json(ks_http_t *h, ks_buf_t *b)
 {
     struct ks_pipeline *p = h->p;
@@ -396,6 +464,8 @@ static void status_json(ks_http_t *h, ks_buf_t *b)
     ks_status_deployments_json(p, b);
     ks_buf_puts(b, ",\"readiness\":");
     ks_http_readiness(p, h->kstats, b);
+    put_drift(p, b);
+    put_evaluation(p, b);
 
     ks_buf_printf(b, ",\"totals\":{\"consumed\":%llu,\"predicted\":%llu,\"dead_lettered\":%llu,"
                      "\"batches\":%llu,\"dead_lettered_by_class\":{",
@@ -522,6 +592,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (!strcmp(url, "/metrics")) {
+        ks_status_refresh(h->p);
         ks_metrics_render(&b);
         ks_http_render_process_metrics(&b);
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, 0);

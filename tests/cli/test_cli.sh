@@ -36,6 +36,17 @@ echo '{"format": "kscore-model"' >"$T/bad.json"
 expect 2 "bad.json" -- "$KS" validate -c "$EX" --set "model.path=$T/bad.json"
 expect 2 "bad.json" -- "$KS" model info "$T/bad.json"
 expect 0 "version: fraud-lr-1" -- "$KS" model info "$ROOT/examples/fraud/model.json"
+# model reference: the sidecar next to the model, read back with it
+cp "$ROOT/tests/quality/fixtures/model.json" "$T/drift.json"
+expect 0 "wrote .*drift.json.reference.json (4000 rows, 3 features, score)" -- \
+    "$KS" model reference "$T/drift.json" --sample "$ROOT/tests/quality/fixtures/train.csv"
+expect 0 "version: drift-test-1" -- "$KS" model info "$T/drift.json"
+expect 2 "usage: kscore model reference" -- "$KS" model reference "$T/drift.json"
+printf 'x,y\n1,2\n' >"$T/xy.csv"
+expect 2 "the header has no column 'amount'" -- "$KS" model reference "$T/drift.json" --sample "$T/xy.csv"
+# the example model has no reference: drift.enabled true refuses it
+expect 2 "has no training reference" -- "$KS" validate -c "$EX" --set drift.enabled=true
+expect 2 "drift.window 'soon' is not a duration" -- "$KS" validate -c "$EX" --set drift.window=soon
 # docs/config.md is generated from the config table and must stay in sync
 if ! "$KS" config-reference --markdown | cmp -s - "$ROOT/docs/config.md"; then
     echo "FAIL: docs/config.md is stale: run kscore config-reference --markdown > docs/config.md" >&2

@@ -1,0 +1,369 @@
+/*
+ * evalstore.c - the prediction store of online evaluation (see evalstore.h).
+ *
+ * In memory: a pool of entries with a free list and a chained hash table
+ * (bucket heads and next links are pool indexes, so nothing is allocated
+ * per prediction once the pool has grown). Entries are scanned by
+ * ks_evalstore_expire, which the caller runs about once a second.
+ */
+#include "engine/evalstore.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "features/murmur3.h"
+
+#define NIL UINT32_MAX
+
+enum { ST_FREE, ST_WAITING, ST_JOINED, ST_EXPIRED };
+
+typedef struct entry {
+    char *id;
+    uint32_t id_len, next, hash;
+    uint8_t state;
+    ks_eval_pred_t p;
+} entry_t;
+
+struct ks_evalstore {
+    pthread_mutex_t lock;
+    char *path;
+    FILE *log;
+    size_t max;
+    int64_t max_wait_ms;
+    entry_t *e;
+    size_t n_alloc;     /* pool slots in use or on the free list */
+    uint32_t free_head;
+    uint32_t *bucket;
+    size_t mask;
+    ks_evalstore_stats_t st;
+};
+
+static uint32_t hash_id(const char *id, size_t len)
+{
+    return ks_murmur3_32(id, len, 0x6b73);
+}
+
+static uint32_t find(const ks_evalstore_t *s, const char *id, size_t len, uint32_t h)
+{
+    for (uint32_t i = s->bucket[h & s->mask]; i != NIL; i = s->e[i].next)
+        if (s->e[i].hash == h && s->e[i].id_len == len && !memcmp(s->e[i].id, id, len))
+            return i;
+    return NIL;
+}
+
+static void unlink_entry(ks_evalstore_t *s, uint32_t i)
+{
+    uint32_t *pp = &s->bucket[s->e[i].hash & s->mask];
+    while (*pp != i)
+        pp = &s->e[*pp].next;
+    *pp = s->e[i].next;
+    if (s->e[i].state == ST_WAITING)
+        s->st.waiting--;
+    else
+        s->st.remembered--;
+    free(s->e[i].id);
+    s->e[i].id = NULL;
+    s->e[i].state = ST_FREE;
+    s->e[i].next = s->free_head;
+    s->free_head = i;
+}
+
+static uint32_t insert(ks_evalstore_t *s, const char *id, size_t len, uint32_t h)
+{
+    uint32_t i;
+    if (s->free_head != NIL) {
+        i = s->free_head;
+        s->free_head = s->e[i].next;
+    } else {
+        i = (uint32_t)s->n_alloc++;
+    }
+    entry_t *e = &s->e[i];
+    e->id = ks_xstrndup(id, len);
+    e->id_len = (uint32_t)len;
+    e->hash = h;
+    e->next = s->bucket[h & s->mask];
+    s->bucket[h & s->mask] = i;
+    return i;
+}
+
+/* Percent-escapes a field: no space, newline, CR or '%' in the log. */
+static void put_field(FILE *f, const char *v, size_t len)
+{
+    if (len == 0)
+        fputs("%-", f); /* the empty string */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '%' || c == 0)
+            fprintf(f, "%%%02X", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static size_t get_field(char *s)
+{
+    if (!strcmp(s, "%-")) {
+        s[0] = 0;
+        return 0;
+    }
+    size_t o = 0;
+    for (size_t i = 0; s[i]; i++) {
+        unsigned v;
+        if (s[i] == '%' && sscanf(s + i + 1, "%2x", &v) == 1) {
+            s[o++] = (char)v;
+            i += 2;
+        } else {
+            s[o++] = s[i];
+        }
+    }
+    s[o] = 0;
+    return o;
+}
+
+static void log_pred(FILE *f, const entry_t *e)
+{
+    fprintf(f, "P %lld %.17g ", (long long)e->p.time_ms, e->p.score);
+    put_field(f, e->p.version, strlen(e->p.version));
+    fputc(' ', f);
+    put_field(f, e->p.variant, strlen(e->p.variant));
+    fputc(' ', f);
+    put_field(f, e->id, e->id_len);
+    fputc('\n', f);
+}
+
+static void log_state(FILE *f, char what, const entry_t *e)
+{
+    fputc(what, f);
+    fputc(' ', f);
+    put_field(f, e->id, e->id_len);
+    fputc('\n', f);
+}
+
+/* Replays the log into the table (last record of an id wins). */
+static void replay(ks_evalstore_t *s, FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) > 0) {
+        line[strcspn(line, "\n")] = 0;
+        char *tok[6];
+        size_t n = 0;
+        for (char *save, *t = strtok_r(line, " ", &save); t && n < 6;
+             t = strtok_r(NULL, " ", &save))
+            tok[n++] = t;
+        if (n == 6 && !strcmp(tok[0], "P")) {
+            size_t len = get_field(tok[5]);
+            uint32_t h = hash_id(tok[5], len), i = find(s, tok[5], len, h);
+            if (i == NIL) {
+                if (s->st.waiting + s->st.remembered >= s->max)
+                    continue;
+                i = insert(s, tok[5], len, h);
+            } else if (s->e[i].state != ST_WAITING) {
+                s->st.remembered--;
+            } else {
+                s->st.waiting--;
+            }
+            entry_t *e = &s->e[i];
+            e->state = ST_WAITING;
+            s->st.waiting++;
+            e->p.time_ms = strtoll(tok[1], NULL, 10);
+            e->p.score = strtod(tok[2], NULL);
+            get_field(tok[3]);
+            get_field(tok[4]);
+            snprintf(e->p.version, sizeof(e->p.version), "%s", tok[3]);
+            snprintf(e->p.variant, sizeof(e->p.variant), "%s", tok[4]);
+        } else if (n == 2 && (!strcmp(tok[0], "J") || !strcmp(tok[0], "X"))) {
+            size_t len = get_field(tok[1]);
+            uint32_t i = find(s, tok[1], len, hash_id(tok[1], len));
+            if (i != NIL && s->e[i].state == ST_WAITING) {
+                s->e[i].state = tok[0][0] == 'J' ? ST_JOINED : ST_EXPIRED;
+                s->st.waiting--;
+                s->st.remembered++;
+            }
+        } /* anything else: a torn last line after a crash; skipped */
+    }
+    free(line);
+}
+
+/* Writes the live entries to path.tmp, fsyncs, renames over path. */
+static int compact(ks_evalstore_t *s, char *errbuf, size_t errsize)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", s->path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    for (size_t i = 0; i < s->n_alloc; i++) {
+        const entry_t *e = &s->e[i];
+        if (e->state == ST_FREE)
+            continue;
+        log_pred(f, e);
+        if (e->state != ST_WAITING)
+            log_state(f, e->state == ST_JOINED ? 'J' : 'X', e);
+    }
+    if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, s->path))
+        return ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", s->path, strerror(errno));
+    return KS_OK;
+}
+
+int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms, int64_t now_ms,
+                      ks_evalstore_t **out, char *errbuf, size_t errsize)
+{
+    ks_evalstore_t *s = ks_xcalloc(1, sizeof(*s));
+    int rc = KS_OK;
+    size_t nb = 16;
+    while (nb < max_entries)
+        nb <<= 1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->path = ks_xstrdup(path);
+    s->max = max_entries;
+    s->max_wait_ms = max_wait_ms;
+    s->e = ks_xcalloc(max_entries + 1, sizeof(entry_t));
+    s->bucket = ks_xmalloc(nb * sizeof(uint32_t));
+    memset(s->bucket, 0xff, nb * sizeof(uint32_t));
+    s->mask = nb - 1;
+    s->free_head = NIL;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        replay(s, f);
+        fclose(f);
+    } else if (errno != ENOENT) {
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    ks_evalstore_expire(s, now_ms, NULL, NULL);
+    s->st.expired = 0; /* expiries while down are not this run's */
+    if ((rc = compact(s, errbuf, errsize)))
+        goto out;
+    if (!(s->log = fopen(path, "a"))) {
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot append to %s: %s", path, strerror(errno));
+        goto out;
+    }
+out:
+    if (rc) {
+        ks_evalstore_close(s);
+        s = NULL;
+    }
+    *out = s;
+    return rc;
+}
+
+void ks_evalstore_close(ks_evalstore_t *s)
+{
+    if (!s)
+        return;
+    if (s->log) {
+        ks_evalstore_sync(s);
+        fclose(s->log);
+    }
+    for (size_t i = 0; i < s->n_alloc; i++)
+        free(s->e[i].id);
+    free(s->e);
+    free(s->bucket);
+    free(s->path);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_eval_pred_t *p)
+{
+    int rc = KS_OK;
+    uint32_t h = hash_id(id, id_len);
+    pthread_mutex_lock(&s->lock);
+    uint32_t i = find(s, id, id_len, h);
+    if (i != NIL && s->e[i].state != ST_WAITING) {
+        unlink_entry(s, i); /* a new prediction for a settled id starts over */
+        i = NIL;
+    }
+    if (i == NIL) {
+        if (s->st.waiting + s->st.remembered >= s->max) {
+            s->st.full++;
+            rc = KS_ESTATE;
+            goto out;
+        }
+        i = insert(s, id, id_len, h);
+        s->e[i].state = ST_WAITING;
+        s->st.waiting++;
+    }
+    s->e[i].p = *p;
+    log_pred(s->log, &s->e[i]);
+    if (ferror(s->log))
+        rc = KS_EIO;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t id_len,
+                                     int64_t now_ms, ks_eval_pred_t *pred)
+{
+    ks_eval_outcome_t o = KS_EVAL_UNKNOWN;
+    pthread_mutex_lock(&s->lock);
+    uint32_t i = find(s, id, id_len, hash_id(id, id_len));
+    if (i != NIL) {
+        entry_t *e = &s->e[i];
+        if (e->state == ST_WAITING) {
+            int late = now_ms - e->p.time_ms > s->max_wait_ms;
+            *pred = e->p;
+            e->state = late ? ST_EXPIRED : ST_JOINED;
+            s->st.waiting--;
+            s->st.remembered++;
+            s->st.expired += late;
+            log_state(s->log, late ? 'X' : 'J', e);
+            o = late ? KS_EVAL_LATE : KS_EVAL_JOINED;
+        } else {
+            o = e->state == ST_JOINED ? KS_EVAL_DUPLICATE : KS_EVAL_LATE;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return o;
+}
+
+size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
+                           void (*on_expire)(void *ctx, const ks_eval_pred_t *p), void *ctx)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_alloc; i++) {
+        entry_t *e = &s->e[i];
+        if (e->state == ST_FREE)
+            continue;
+        int64_t age = now_ms - e->p.time_ms;
+        if (e->state == ST_WAITING && age > s->max_wait_ms) {
+            e->state = ST_EXPIRED;
+            s->st.waiting--;
+            s->st.remembered++;
+            s->st.expired++;
+            if (s->log)
+                log_state(s->log, 'X', e);
+            if (on_expire)
+                on_expire(ctx, &e->p);
+            n++;
+        } else if (e->state != ST_WAITING && age > 2 * s->max_wait_ms) {
+            unlink_entry(s, (uint32_t)i);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int ks_evalstore_sync(ks_evalstore_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = fflush(s->log) || fdatasync(fileno(s->log)) ? KS_EIO : KS_OK;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void ks_evalstore_stats(ks_evalstore_t *s, ks_evalstore_stats_t *st)
+{
+    pthread_mutex_lock(&s->lock);
+    *st = s->st;
+    pthread_mutex_unlock(&s->lock);
+}
