@@ -318,6 +318,12 @@ static void run(void *tctx, ks_batch_t *b)
     for (size_t i = 0; i < b->n; i++) {
         if (!ks_batch_ok(b, i))
             continue;
+        if (b->rt && b->variant) {
+            /* under a routing: the version and variant that scored this row */
+            const ks_route_variant_t *v = &b->rt->v[b->variant[i]];
+            snprintf(pr.version, sizeof(pr.version), "%s", v->sv->model->version);
+            snprintf(pr.variant, sizeof(pr.variant), "%s", v->name);
+        }
         const ks_value_t *id = &ks_batch_row(b, i)[x->p->id_field];
         char num[64];
         const char *s = NULL;
