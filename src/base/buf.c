@@ -27,7 +27,8 @@ void ks_buf_reserve(ks_buf_t *b, size_t extra)
 void ks_buf_append(ks_buf_t *b, const void *p, size_t n)
 {
     ks_buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
+    if (n) /* (p may be NULL for nothing: memcpy must not see it) */
+        memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
 }
