@@ -53,20 +53,29 @@ static void put_value(ks_buf_t *b, const ks_value_t *v)
     }
 }
 
-void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
+/* Appends "prediction": the value for regressors, the most probable class's
+ * label for classifiers; returns that class (0 for regressors). */
+static size_t put_prediction(ks_buf_t *b, const ks_model_t *m, const double *o)
 {
-    const ks_model_t *m = sv->model;
+    ks_buf_puts(b, "\"prediction\":");
     if (m->task != KS_TASK_CLASSIFICATION) {
-        ks_buf_puts(b, "\"prediction\":");
         ks_buf_json_double17(b, o[0]);
-        return;
+        return 0;
     }
     size_t best = 0;
     for (size_t k = 1; k < m->n_classes; k++)
         if (o[k] > o[best])
             best = k;
-    ks_buf_puts(b, "\"prediction\":");
     put_label(b, m->class_labels[best]);
+    return best;
+}
+
+void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
+{
+    const ks_model_t *m = sv->model;
+    size_t best = put_prediction(b, m, o);
+    if (m->task != KS_TASK_CLASSIFICATION)
+        return;
     ks_buf_puts(b, ",\"probabilities\":{");
     /* "score" and "confidence" repeat a probability: format each number once */
     size_t at[2] = {0, 0}, len[2] = {0, 0}; /* where P(class 1) and P(best) went in b */
@@ -102,23 +111,12 @@ void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o)
  * predicted label for others, the value for regressors. */
 static void encode_compact(ks_buf_t *b, const ks_serving_t *sv, const double *o)
 {
-    const ks_model_t *m = sv->model;
     if (sv->binary) {
         ks_buf_puts(b, "\"score\":");
         ks_buf_json_double17(b, o[1]);
         return;
     }
-    if (m->task != KS_TASK_CLASSIFICATION) {
-        ks_buf_puts(b, "\"prediction\":");
-        ks_buf_json_double17(b, o[0]);
-        return;
-    }
-    size_t best = 0;
-    for (size_t k = 1; k < m->n_classes; k++)
-        if (o[k] > o[best])
-            best = k;
-    ks_buf_puts(b, "\"prediction\":");
-    put_label(b, m->class_labels[best]);
+    put_prediction(b, sv->model, o);
 }
 
 typedef struct encode_thread {
