@@ -84,6 +84,8 @@ for i in $(seq 60); do
     sleep 2
 done
 [ $ready = 1 ] || fail "the cluster's transactions are not ready after 120 s: $(tail -2 "$WORK/validate.log")"
+# KSCORE_EOS_PARTS=2 runs part 2 only (debugging; the suite runs both)
+if [ "${KSCORE_EOS_PARTS:-12}" != 2 ]; then
 # an open-loop stream over ~300 s, so that every kill lands mid-stream (each
 # restart costs seconds: start-up checks, transactions, the group rejoining;
 # a broker restart waits for the full ISR; and once, in a CI run, readers saw
@@ -131,17 +133,25 @@ ks_stop "$KS_PID" TERM
 [ "$KS_RC" = 0 ] || fail "final run exited $KS_RC"
 check_exact "$OUT" "$DLQ"
 log "part 1 PASS: exactly $N records for $N events after 3 kill -9 and a broker kill"
+fi
 
 # ---- 2. a zombie is fenced ---------------------------------------------------
 N=20000
 N_BAD=$(awk -v n="$N" -v f=$MALFORMED 'BEGIN { printf "%d", n * f + 0.5 }')
 IN=$(topic ztx 4 3); OUT=$(topic zscores 4 3); DLQ=$(topic zdlq 2 3); GROUP=g-zombie-$RUN_ID
-"$KSCORE" gen --brokers "$BROKERS" --topic "$IN" --count "$N" --rate $((N / 30)) \
+# a 90 s stream: the second instance must still have events to commit after
+# the zombie's session times out (a 30 s stream was over by then in one CI
+# run, and the second instance committed its backlog in two transactions)
+"$KSCORE" gen --brokers "$BROKERS" --topic "$IN" --count "$N" --rate $((N / 90)) \
     --malformed $MALFORMED --seed 6 2>>"$WORK/gen.log" &
 GEN=$!; PIDS+=("$GEN")
 ks_start zombie run -c "$EXAMPLE" $(eos_sets "$IN" "$OUT" "$DLQ" "$GROUP" z1)
 ZOMBIE=$KS_PID
-wait_for "committed records" $((N / 5)) 300 1 committed_total "$OUT" "$DLQ"
+# the zombie's own count, not a read_committed read-back (each of those may
+# take its full bound, see records)
+URL1=$(metrics_url "$WORK/kscore-zombie.log" 60)
+wait_for "transactions committed by the first instance" 10 120 0.5 \
+    metric_sum "$URL1" kscore_transactions_committed_total
 kill -STOP "$ZOMBIE"
 log "stopped the first instance (SIGSTOP); a second takes its partitions"
 ks_start second run -c "$EXAMPLE" $(eos_sets "$IN" "$OUT" "$DLQ" "$GROUP" z2)
