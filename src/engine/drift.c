@@ -17,6 +17,7 @@
 
 #include "base/common.h"
 #include "base/metrics.h"
+#include "base/slices.h"
 #include "model/reference.h"
 
 typedef struct layout {
@@ -31,14 +32,14 @@ typedef struct layout {
 
 struct ks_drift {
     pthread_mutex_t lock;
-    int64_t window_ms, slice_ms;
+    int64_t window_ms;
+    ks_slices_t win;                   /* which slot holds which slice */
     uint64_t min_rows;
     int publish;
     ks_model_t *model;          /* watched (a reference held), NULL = idle */
     const ks_reference_t *ref;
     layout_t lay;
-    uint64_t *slice[KS_DRIFT_SLICES];
-    int64_t slice_id[KS_DRIFT_SLICES]; /* now_ms / slice_ms of what it holds, -1 empty */
+    uint64_t *slice[KS_SLICES];        /* counts per slot of win */
     uint64_t *sum;              /* the window's counts (scratch for compute) */
     double *psi, *miss_change;  /* per reference feature */
     double score_psi;
@@ -106,7 +107,7 @@ ks_drift_t *ks_drift_new(int64_t window_ms, uint64_t min_rows, int publish)
     ks_drift_t *d = ks_xcalloc(1, sizeof(*d));
     pthread_mutex_init(&d->lock, NULL);
     d->window_ms = window_ms;
-    d->slice_ms = window_ms / KS_DRIFT_SLICES > 0 ? window_ms / KS_DRIFT_SLICES : 1;
+    ks_slices_init(&d->win, window_ms);
     d->min_rows = min_rows;
     d->publish = publish;
     d->score_psi = NAN;
@@ -129,11 +130,11 @@ ks_drift_t *ks_drift_new(int64_t window_ms, uint64_t min_rows, int publish)
 
 static void clear_model(ks_drift_t *d)
 {
-    for (int s = 0; s < KS_DRIFT_SLICES; s++) {
+    for (int s = 0; s < KS_SLICES; s++) {
         free(d->slice[s]);
         d->slice[s] = NULL;
-        d->slice_id[s] = -1;
     }
+    ks_slices_clear(&d->win);
     free(d->sum);
     free(d->psi);
     free(d->miss_change);
@@ -177,7 +178,7 @@ void ks_drift_set_model(ks_drift_t *d, ks_model_t *m)
         const ks_reference_t *r = m->reference;
         d->ref = r;
         layout_build(&d->lay, m);
-        for (int s = 0; s < KS_DRIFT_SLICES; s++)
+        for (int s = 0; s < KS_SLICES; s++)
             d->slice[s] = ks_xcalloc(d->lay.len, sizeof(uint64_t));
         d->sum = ks_xcalloc(d->lay.len, sizeof(uint64_t));
         d->psi = ks_xcalloc(r->n_features + 1, sizeof(double));
@@ -240,25 +241,14 @@ static double score_of(const ks_reference_t *r, const double *o, size_t n_out)
     return best;
 }
 
-/* Clears slices that fell out of the window ending in slice `now_slice`. */
-static void expire(ks_drift_t *d, int64_t now_slice)
-{
-    for (int s = 0; s < KS_DRIFT_SLICES; s++)
-        if (d->slice_id[s] >= 0 && d->slice_id[s] <= now_slice - KS_DRIFT_SLICES) {
-            memset(d->slice[s], 0, d->lay.len * sizeof(uint64_t));
-            d->slice_id[s] = -1;
-        }
-}
-
 /* PSI of everything in the window; publishes the gauges. Under the lock. */
 static void compute(ks_drift_t *d, int64_t now_ms)
 {
     const ks_reference_t *r = d->ref;
     const layout_t *l = &d->lay;
-    expire(d, now_ms / d->slice_ms);
     memset(d->sum, 0, l->len * sizeof(uint64_t));
-    for (int s = 0; s < KS_DRIFT_SLICES; s++)
-        if (d->slice_id[s] >= 0)
+    for (int s = 0; s < KS_SLICES; s++)
+        if (ks_slices_live(&d->win, s, now_ms))
             for (size_t i = 0; i < l->len; i++)
                 d->sum[i] += d->slice[s][i];
     d->rows = d->sum[l->rows_off];
@@ -271,7 +261,7 @@ static void compute(ks_drift_t *d, int64_t now_ms)
     }
     d->score_psi = enough && r->has_score ? ks_ref_psi(&r->score, d->sum + l->score_off) : NAN;
     d->computed_ms = now_ms;
-    d->computed_slice = now_ms / d->slice_ms;
+    d->computed_slice = now_ms / d->win.slice_ms;
     if (d->publish) {
         for (size_t j = 0; j < r->n_features; j++) {
             ks_gauge_set(d->g_psi[j], d->psi[j]);
@@ -324,15 +314,12 @@ int ks_drift_observe(ks_drift_local_t *l, const ks_model_t *m, const double *X,
         rc = KS_ESTATE;
         goto out;
     }
-    int64_t id = now_ms / d->slice_ms;
-    int s = (int)(id % KS_DRIFT_SLICES);
-    if (d->slice_id[s] != id) {
+    int stale, s = ks_slices_slot(&d->win, now_ms, &stale);
+    if (stale)
         memset(d->slice[s], 0, d->lay.len * sizeof(uint64_t));
-        d->slice_id[s] = id;
-    }
     for (size_t i = 0; i < lay->len; i++)
         d->slice[s][i] += c[i];
-    if (now_ms - d->computed_ms >= 1000 || id != d->computed_slice)
+    if (now_ms - d->computed_ms >= 1000 || now_ms / d->win.slice_ms != d->computed_slice)
         compute(d, now_ms);
 out:
     pthread_mutex_unlock(&d->lock);

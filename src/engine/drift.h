@@ -2,13 +2,14 @@
  * drift.h - drift of the served features and scores from the model's
  * training reference (model/reference.h), over a sliding window.
  *
- * The window (drift.window, e.g. 15m) is KS_DRIFT_SLICES slices of equal
- * length; each slice holds bin counts per feature and for the score, NaN
+ * The window (drift.window, e.g. 15m) is KS_SLICES slices of equal length
+ * (base/slices.h); each slice holds bin counts per feature and for the score, NaN
  * counts per feature and a row count. A worker bins its batch into its own
  * ks_drift_local_t without a lock (a binary search over about ten edges per
  * value), then adds the counts to the current slice under the drift's mutex:
- * one lock per batch. Slices older than the window are cleared as time moves
- * on, so the window slides in steps of window / KS_DRIFT_SLICES.
+ * one lock per batch. Slices older than the window are left out and cleared
+ * when their slot is reused, so the window slides in steps of
+ * window / KS_SLICES.
  *
  * At most once per second (and at every slice change) while batches arrive,
  * and whenever /metrics is scraped (ks_drift_refresh), the PSI of every
@@ -38,7 +39,6 @@
 
 #include "model/model.h"
 
-#define KS_DRIFT_SLICES 15
 #define KS_DRIFT_WORST 5
 
 typedef struct ks_drift ks_drift_t;

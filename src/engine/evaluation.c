@@ -11,6 +11,7 @@
 
 #include "base/common.h"
 #include "base/metrics.h"
+#include "base/slices.h"
 
 typedef struct slice_group {
     double *score;
@@ -27,13 +28,13 @@ typedef struct group {
 
 struct ks_evaluator {
     pthread_mutex_t lock;
-    int64_t window_ms, slice_ms;
+    int64_t window_ms;
     double threshold;
     int publish;
     group_t group[KS_EVAL_GROUPS];
     size_t n_groups;
-    slice_group_t slice[KS_EVAL_SLICES][KS_EVAL_GROUPS];
-    int64_t slice_id[KS_EVAL_SLICES];
+    ks_slices_t win;                     /* which slot holds which slice */
+    slice_group_t slice[KS_SLICES][KS_EVAL_GROUPS];
     uint64_t outcomes[4];
     ks_counter_t *c_outcome[4];
     ks_metric_family_t *f[7], *f_cal;
@@ -58,11 +59,9 @@ ks_evaluator_t *ks_evaluator_new(int64_t window_ms, double threshold, int publis
     ks_evaluator_t *ev = ks_xcalloc(1, sizeof(*ev));
     pthread_mutex_init(&ev->lock, NULL);
     ev->window_ms = window_ms;
-    ev->slice_ms = window_ms / KS_EVAL_SLICES > 0 ? window_ms / KS_EVAL_SLICES : 1;
+    ks_slices_init(&ev->win, window_ms);
     ev->threshold = threshold;
     ev->publish = publish;
-    for (int s = 0; s < KS_EVAL_SLICES; s++)
-        ev->slice_id[s] = -1;
     if (publish) {
         for (int k = 0; k < 7; k++)
             ev->f[k] = ks_metrics_gauge(gauge_names[k][0], gauge_names[k][1],
@@ -85,7 +84,7 @@ void ks_evaluator_free(ks_evaluator_t *ev)
 {
     if (!ev)
         return;
-    for (int s = 0; s < KS_EVAL_SLICES; s++)
+    for (int s = 0; s < KS_SLICES; s++)
         for (int g = 0; g < KS_EVAL_GROUPS; g++) {
             free(ev->slice[s][g].score);
             free(ev->slice[s][g].label);
@@ -124,13 +123,10 @@ static int group_of(ks_evaluator_t *ev, const ks_eval_pred_t *p)
 /* The slice for now_ms, cleared if it held an older period. */
 static int slice_at(ks_evaluator_t *ev, int64_t now_ms)
 {
-    int64_t id = now_ms / ev->slice_ms;
-    int s = (int)(id % KS_EVAL_SLICES);
-    if (ev->slice_id[s] != id) {
+    int stale, s = ks_slices_slot(&ev->win, now_ms, &stale);
+    if (stale)
         for (int g = 0; g < KS_EVAL_GROUPS; g++)
             ev->slice[s][g].n = 0, ev->slice[s][g].expired = 0;
-        ev->slice_id[s] = id;
-    }
     return s;
 }
 
@@ -176,13 +172,12 @@ size_t ks_evaluator_compute(ks_evaluator_t *ev, int64_t now_ms, ks_eval_group_st
                             size_t max)
 {
     pthread_mutex_lock(&ev->lock);
-    int64_t now_id = now_ms / ev->slice_ms;
     size_t n_groups = ev->n_groups;
     for (size_t g = 0; g < n_groups; g++) {
         size_t n = 0;
         uint64_t expired = 0;
-        for (int s = 0; s < KS_EVAL_SLICES; s++)
-            if (ev->slice_id[s] > now_id - KS_EVAL_SLICES && ev->slice_id[s] <= now_id)
+        for (int s = 0; s < KS_SLICES; s++)
+            if (ks_slices_live(&ev->win, s, now_ms))
                 n += ev->slice[s][g].n;
         if (n > ev->scratch_cap) {
             ev->scratch_cap = n * 2;
@@ -190,8 +185,8 @@ size_t ks_evaluator_compute(ks_evaluator_t *ev, int64_t now_ms, ks_eval_group_st
             ev->lb = ks_xrealloc(ev->lb, ev->scratch_cap * sizeof(int));
         }
         n = 0;
-        for (int s = 0; s < KS_EVAL_SLICES; s++) {
-            if (!(ev->slice_id[s] > now_id - KS_EVAL_SLICES && ev->slice_id[s] <= now_id))
+        for (int s = 0; s < KS_SLICES; s++) {
+            if (!ks_slices_live(&ev->win, s, now_ms))
                 continue;
             const slice_group_t *sg = &ev->slice[s][g];
             memcpy(ev->sc + n, sg->score, sg->n * sizeof(double));

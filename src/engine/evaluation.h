@@ -2,7 +2,7 @@
  * evaluation.h - online evaluation: metrics of the joined (prediction,
  * label) pairs per model version and variant over a sliding window.
  *
- * The window (evaluation.window, default 1h) is KS_EVAL_SLICES slices by
+ * The window (evaluation.window, default 1h) is KS_SLICES slices (base/slices.h) by
  * the time the label was joined; each slice holds, per (version, variant),
  * the joined pairs and the number of predictions that expired unlabelled in
  * it. ks_evaluator_compute sorts the window's pairs once per call (AUC), so
@@ -29,7 +29,6 @@
 #include "engine/evalstore.h"
 #include "model/evaluate.h"
 
-#define KS_EVAL_SLICES 15
 #define KS_EVAL_GROUPS 16   /* (version, variant) pairs watched at once */
 #define KS_EVAL_DECILES 10
 

@@ -26,6 +26,7 @@
 #include "base/common.h"
 #include "base/json.h"
 #include "cli/model_cli.h"
+#include "base/slices.h"
 #include "engine/drift.h"
 #include "model/model.h"
 #include "model/reference.h"
@@ -183,7 +184,7 @@ static void test_window_slides(void)
     ks_drift_snapshot(d, t0 + window / 2, &st);
     CHECK_EQ_INT(st.rows, rows_s + rows_t);
     /* a window after the shifted rows they are gone: the same-stream PSI */
-    ks_drift_snapshot(d, t0 + window + window / KS_DRIFT_SLICES, &st);
+    ks_drift_snapshot(d, t0 + window + window / KS_SLICES, &st);
     CHECK_EQ_INT(st.rows, rows_t);
     CHECK_NEAR(ks_drift_feature_psi(d, "amount", NULL),
                ks_json_num(ks_json_get(ks_json_get(ks_json_get(expected, "same"), "psi"),
