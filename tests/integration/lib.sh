@@ -187,6 +187,15 @@ distinct_ids() {
 # wait_ids TOPIC N TIMEOUT_S : until TOPIC has outputs for N distinct ids.
 wait_ids() { wait_for "distinct ids in $1" "$2" "$3" 2 distinct_ids "$1"; }
 
+# check_ids_exact FILE N : the records of FILE (JSON lines) carry exactly the
+# ids e0..e(N-1) that `kscore gen` gives N events, each once
+check_ids_exact() {
+    jq -r .id "$1" | sort >"$WORK/ids.have"
+    seq 0 $(($2 - 1)) | sed 's/^/e/' | sort >"$WORK/ids.want"
+    cmp -s "$WORK/ids.have" "$WORK/ids.want" ||
+        fail "the output ids are not exactly e0..e$(($2 - 1)) once each ($(wc -l <"$WORK/ids.have") records)"
+}
+
 # ---- observability helpers (metrics endpoint, Prometheus) ----------------
 
 # http_get URL : prints the body (any status); fails the test if nothing answers.

@@ -53,9 +53,7 @@ ks_stop "$KS_PID" TERM
 
 consume "$OUT" "$WORK/out.jsonl"
 [ "$(count "$DLQ")" -eq 0 ] || fail "events were dead-lettered because of Redis"
-jq -r .id "$WORK/out.jsonl" | sort >"$WORK/ids.have"
-seq 0 $((N - 1)) | sed 's/^/e/' | sort >"$WORK/ids.want"
-cmp -s "$WORK/ids.have" "$WORK/ids.want" || fail "the output ids are not exactly e0..e$((N - 1)) once each ($(wc -l <"$WORK/ids.have") records)"
+check_ids_exact "$WORK/out.jsonl" "$N"
 read -r n deg wrong <<<"$(check_profiles "$WORK/out.jsonl")"
 [ "$n" -eq "$N" ] || fail "checked $n records, expected $N"
 [ "$wrong" -eq 0 ] || fail "$wrong records have looked-up values that are neither Redis's nor the flagged defaults"
