@@ -129,6 +129,8 @@ struct ks_config {
     char *state_changelog_topic;    /* NULL = <input.group_id>-kscore-windows-changelog */
     long long state_max_bytes;      /* per worker */
     long long state_restore_timeout_ms;
+    char *state_dir;                /* NULL = no local snapshots */
+    long long state_snapshot_interval_ms; /* 0 = on revoke and shutdown only */
 
     /* model deployments (engine/stages/route.c, engine/deployments.c) */
     char *deployments_topic;        /* NULL = off: model.path serves every row */

@@ -1425,3 +1425,67 @@ int ks_wstore_restore(ks_wstore_t *s, const void *key, size_t klen, const void *
     account(s, k);
     return KS_OK;
 }
+
+/* ---- snapshots (state/snapshot.h writes and reads the files) ---- */
+
+void ks_wstore_each(ks_wstore_t *s, int64_t stamp, ks_wstore_emit_fn emit, void *opaque)
+{
+    const ks_windows_t *w = s->w;
+    /* least recently used first: restoring in this order (each key goes to
+     * the front) rebuilds the same LRU order */
+    for (const lru_t *l = s->lru.prev; l != &s->lru; l = l->prev) {
+        const wkey_t *k = (const wkey_t *)l;
+        ks_buf_reset(&s->kb);
+        put_u8(&s->kb, k->group);
+        ks_buf_append(&s->kb, key_bytes_of(w, k), k->key_len);
+        ks_buf_reset(&s->rec);
+        put_u8(&s->rec, REC_VERSION);
+        put_u8(&s->rec, REC_STATE);
+        put_i64(&s->rec, stamp);
+        put_i64(&s->rec, s->has_stream ? s->stream : INT64_MIN);
+        put_u8(&s->rec, 1);
+        key_write(w, k, &s->rec);
+        put_u32(&s->rec, 0); /* no events: the record is the full state */
+        emit(opaque, s->kb.data, s->kb.len, s->rec.data, s->rec.len);
+    }
+}
+
+static void fp_str(ks_buf_t *b, const char *s)
+{
+    ks_buf_append(b, s, strlen(s) + 1);
+}
+
+uint64_t ks_windows_fingerprint(const ks_windows_t *w, const ks_schema_t *schema)
+{
+    ks_buf_t b = {0};
+    put_u32(&b, REC_VERSION);
+    fp_str(&b, w->time_field >= 0 ? schema->fields[w->time_field].name : "(processing)");
+    put_i64(&b, w->time_per_second);
+    put_i64(&b, w->grace_ms);
+    put_i64(&b, w->key_ttl_ms);
+    for (size_t g = 0; g < w->n_groups; g++) {
+        const ks_wgroup_t *grp = &w->groups[g];
+        fp_str(&b, schema->fields[grp->key_field].name);
+        put_u32(&b, (uint32_t)grp->n_feats);
+        for (size_t j = 0; j < grp->n_feats; j++)
+            put_u32(&b, (uint32_t)grp->feats[j]);
+        put_u32(&b, (uint32_t)grp->n_of);
+        for (size_t o = 0; o < grp->n_of; o++)
+            fp_str(&b, schema->fields[grp->of_fields[o]].name);
+    }
+    for (size_t i = 0; i < w->n_feats; i++) {
+        const ks_wfeature_t *f = &w->feats[i];
+        fp_str(&b, f->name);
+        put_u32(&b, (uint32_t)f->agg);
+        put_u32(&b, (uint32_t)f->group);
+        put_u32(&b, (uint32_t)(f->of_slot + 1));
+        put_i64(&b, f->size_ms);
+        put_i64(&b, f->res_ms);
+        put_f64(&b, f->half_life_ms);
+        put_u32(&b, f->max_distinct);
+    }
+    uint64_t h = ((uint64_t)ks_murmur3_32(b.data, b.len, 0x6b73636fu) << 32) |
+                 ks_murmur3_32(b.data, b.len, 0x77736e70u);
+    ks_buf_free(&b);
+    return h;
+}

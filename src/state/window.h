@@ -159,4 +159,17 @@ void ks_wstore_flush(ks_wstore_t *s, int64_t last_offset, ks_wstore_emit_fn emit
 int ks_wstore_restore(ks_wstore_t *s, const void *key, size_t klen, const void *val, size_t vlen,
                       int64_t committed);
 
+/* Snapshots (state/snapshot.h): hands every key's full state to `emit` as a
+ * changelog record stamped `stamp` with no events, least recently used
+ * first, so that ks_wstore_restore-ing them in that order into an empty
+ * store rebuilds the keys, the partition's newest time and the LRU order.
+ * Between batches only (after ks_wstore_flush). */
+void ks_wstore_each(ks_wstore_t *s, int64_t stamp, ks_wstore_emit_fn emit, void *opaque);
+
+/* A hash of everything the stored state's meaning depends on: the record
+ * format, the time field, grace, key_ttl, the key and `of` fields and each
+ * window feature's name, aggregation, size, resolution and parameters. A
+ * snapshot written under another fingerprint is refused. */
+uint64_t ks_windows_fingerprint(const ks_windows_t *w, const ks_schema_t *schema);
+
 #endif

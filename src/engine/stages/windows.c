@@ -49,8 +49,10 @@
 #include "engine/stage.h"
 #include "kafka/client.h"
 #include "kafka/offsets.h"
+#include "state/snapshot.h"
 #include "state/window.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,11 @@ typedef struct windows_metrics {
     ks_counter_t *late, *sketches, *evicted_idle, *evicted_budget, *wrong_partition;
     ks_counter_t *changelog_records, *restored_records;
     ks_gauge_t *keys, *bytes, *restoring;
+    ks_counter_t *restores_snapshot, *restores_changelog;
+    ks_histogram_t *restore_seconds_snapshot, *restore_seconds_changelog;
+    ks_counter_t *snapshots_written, *snapshot_errors;
+    ks_histogram_t *snapshot_write_seconds;
+    ks_metric_family_t *refused;     /* by reason */
 } windows_metrics_t;
 
 typedef struct windows_ctx {
@@ -76,6 +83,7 @@ typedef struct windows_ctx {
     pthread_mutex_t lock;        /* guards the fields below (first thread_init) */
     int checked;                 /* the changelog topic is there, with the right settings */
     int32_t *n_parts;            /* per input topic, for the keying check (0 = unknown) */
+    uint64_t fingerprint;        /* of the window config, for snapshots */
 } windows_ctx_t;
 
 static int configure(struct ks_config *cfg, ks_node_t *root, void **conf, char *errbuf,
@@ -124,6 +132,38 @@ static void metrics_init(windows_metrics_t *m)
     m->restoring = ks_metrics_gauge0(ks_metrics_gauge(
         "kscore_window_restoring_partitions", "Partitions whose window state is being restored.",
         NULL));
+    ks_metric_family_t *rs = ks_metrics_counter(
+        "kscore_window_restores_total",
+        "Partitions whose window state was restored on assignment, by source: snapshot (a "
+        "local snapshot and the changelog after it) or changelog (the changelog alone).",
+        "source");
+    m->restores_snapshot = ks_metrics_counter_at(rs, (const char *const[]){"snapshot"});
+    m->restores_changelog = ks_metrics_counter_at(rs, (const char *const[]){"changelog"});
+    static const double secs[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    ks_metric_family_t *rsec = ks_metrics_histogram(
+        "kscore_window_restore_seconds",
+        "Time a restore on assignment took (committed offsets, snapshots, changelog), by "
+        "source: snapshot when every restored partition had a usable snapshot.",
+        "source", secs, KS_ARRAY_LEN(secs));
+    m->restore_seconds_snapshot = ks_metrics_histogram_at(rsec, (const char *const[]){"snapshot"});
+    m->restore_seconds_changelog =
+        ks_metrics_histogram_at(rsec, (const char *const[]){"changelog"});
+    m->refused = ks_metrics_counter(
+        "kscore_window_snapshots_refused_total",
+        "Local snapshots not used on restore, by reason: missing, corrupt (damaged or "
+        "truncated), stale (ahead of the committed offset), config (other window features, "
+        "topic, group or changelog), changelog (the changelog no longer holds its offset).",
+        "reason");
+    m->snapshots_written = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_snapshots_written_total", "Local snapshots of window state written.",
+        NULL));
+    m->snapshot_errors = ks_metrics_counter0(ks_metrics_counter(
+        "kscore_window_snapshot_errors_total",
+        "Local snapshots that could not be written (the previous one stays).", NULL));
+    m->snapshot_write_seconds = ks_metrics_histogram0(ks_metrics_histogram(
+        "kscore_window_snapshot_write_seconds",
+        "Time writing one partition's snapshot took (its worker pauses meanwhile).", NULL, secs,
+        KS_ARRAY_LEN(secs)));
 }
 
 static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbuf,
@@ -145,6 +185,7 @@ static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbu
         }
     }
     c->n_parts = ks_xcalloc(cfg->input_topics.n ? cfg->input_topics.n : 1, sizeof(int32_t));
+    c->fingerprint = ks_windows_fingerprint(c->w, cfg->schema);
     *out = c;
     return KS_OK;
 }
@@ -332,6 +373,10 @@ typedef struct part {
     ks_wstore_t *s;
     int64_t last_offset;        /* this batch's last event, -1 if untouched */
     int64_t applied;            /* the last offset applied, -1 = none */
+    int64_t restored_at;        /* the committed offset restored to, -1 = none */
+    int64_t restore_from;       /* restoring: changelog records before it are in the snapshot */
+    int64_t snap_pos;           /* position of the .snap file written or loaded, -1 */
+    int64_t next_snap_ns;       /* when the next periodic snapshot is due (0 = never) */
     ks_wstore_stats_t shown;    /* stats last added to the metrics */
 } part_t;
 
@@ -426,7 +471,159 @@ static part_t *add_part(windows_thread_t *t, const char *topic, int32_t partitio
     pt->s = ks_wstore_new(t->c->w, (uint64_t)cfg->state_max_bytes, t->cl_rkt != NULL);
     pt->last_offset = -1;
     pt->applied = -1;
+    pt->restored_at = -1;
+    pt->snap_pos = -1;
+    if (cfg->state_dir && cfg->state_snapshot_interval_ms > 0)
+        pt->next_snap_ns = ks_now_mono_ns() + cfg->state_snapshot_interval_ms * 1000000;
     return pt;
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+/* P: the store holds the state of the partition's events before it (-1 =
+ * not known: nothing restored and nothing applied). */
+static int64_t position(const part_t *pt)
+{
+    return pt->applied >= 0 ? pt->applied + 1 : pt->restored_at;
+}
+
+static int snap_path(const windows_thread_t *t, const part_t *pt, int prev, char *out,
+                     size_t size)
+{
+    const struct ks_config *cfg = t->c->p->cfg;
+    return ks_wsnap_path(out, size, cfg->state_dir, cfg->input_group_id, pt->topic,
+                         pt->partition, prev);
+}
+
+/* Writes a snapshot of the partition's state (state/snapshot.c says why it
+ * is sound to write one at any batch boundary). Between batches. */
+static void snapshot(windows_thread_t *t, part_t *pt, const char *why)
+{
+    windows_ctx_t *c = t->c;
+    const struct ks_config *cfg = c->p->cfg;
+    int64_t pos = position(pt), lo, hi;
+    ks_wsnap_header_t h = {0};
+    char path[1024], err[512];
+    uint64_t bytes = 0;
+    if (!cfg->state_dir || !t->cl_rkt || !pt->topic || pos < 0 || pos == pt->snap_pos ||
+        atomic_load(&c->p->fatal))
+        return;
+    if (strlen(pt->topic) >= sizeof(h.topic) || strlen(c->changelog) >= sizeof(h.changelog) ||
+        strlen(cfg->input_group_id) >= sizeof(h.group) ||
+        snap_path(t, pt, 0, path, sizeof(path))) {
+        ks_counter_add(c->m.snapshot_errors, 1);
+        return;
+    }
+    int64_t t0 = ks_now_mono_ns();
+    /* L after the state is at P: records of events >= P land at or past it */
+    rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+        t->env.producer, c->changelog, pt->partition, &lo, &hi, KAFKA_TIMEOUT_MS);
+    if (kerr) {
+        ks_warn("windows: no snapshot of %s [%d]: reading the changelog's end offset: %s",
+                pt->topic, (int)pt->partition, rd_kafka_err2str(kerr));
+        ks_counter_add(c->m.snapshot_errors, 1);
+        return;
+    }
+    h.fingerprint = c->fingerprint;
+    h.position = pos;
+    h.changelog_end = hi;
+    h.partition = pt->partition;
+    h.written_ms = ks_now_wall_ms();
+    snprintf(h.topic, sizeof(h.topic), "%s", pt->topic);
+    snprintf(h.group, sizeof(h.group), "%s", cfg->input_group_id);
+    snprintf(h.changelog, sizeof(h.changelog), "%s", c->changelog);
+    if (ks_wsnap_write(pt->s, path, &h, &bytes, err, sizeof(err))) {
+        ks_warn("windows: no snapshot of %s [%d] (%s): %s", pt->topic, (int)pt->partition, why,
+                err);
+        ks_counter_add(c->m.snapshot_errors, 1);
+        return;
+    }
+    double secs = (ks_now_mono_ns() - t0) / 1e9;
+    ks_counter_add(c->m.snapshots_written, 1);
+    ks_histogram_observe(c->m.snapshot_write_seconds, secs);
+    pt->snap_pos = pos;
+    ks_log(strcmp(why, "periodic") ? KS_LOG_INFO : KS_LOG_DEBUG,
+           "windows: snapshot of %s [%d] at offset %lld (%s): %llu keys, %.1f MB in %.2f s",
+           pt->topic, (int)pt->partition, (long long)pos, why,
+           (unsigned long long)ks_wstore_stats(pt->s)->keys, bytes / 1e6, secs);
+}
+
+static void refuse(windows_thread_t *t, const part_t *pt, const char *reason, const char *path,
+                   const char *why)
+{
+    ks_counter_add(ks_metrics_counter_at(t->c->m.refused, (const char *const[]){reason}), 1);
+    ks_info("windows: %s [%d]: snapshot %s not used (%s): %s", pt->topic, (int)pt->partition,
+            path, reason, why);
+}
+
+/* On assignment, before the changelog is read: loads the newest usable
+ * snapshot of the partition (its .snap, else its .snap.prev) into its empty
+ * store and sets restore_from to its L. Returns 1 if one was loaded. */
+static int snapshot_load(windows_thread_t *t, part_t *pt, int64_t committed, int64_t lo,
+                         int64_t hi)
+{
+    windows_ctx_t *c = t->c;
+    const struct ks_config *cfg = c->p->cfg;
+    char path[1024], err[512], why[1200];
+    for (int prev = 0; prev <= 1; prev++) {
+        ks_wsnap_reader_t *r = NULL;
+        ks_wsnap_header_t h;
+        const char *reason = NULL;
+        uint64_t keys = 0;
+        if (snap_path(t, pt, prev, path, sizeof(path)))
+            return 0;
+        int rc = ks_wsnap_open(path, &r, &h, err, sizeof(err));
+        if (rc == KS_EIO && errno == ENOENT) {
+            if (!prev)
+                refuse(t, pt, "missing", path, "no such file");
+            continue;
+        }
+        if (rc) {
+            refuse(t, pt, "corrupt", path, err);
+            continue;
+        }
+        if (h.fingerprint != c->fingerprint) {
+            reason = "config";
+            snprintf(why, sizeof(why), "it was written with other window features");
+        } else if (strcmp(h.topic, pt->topic) || h.partition != pt->partition ||
+                   strcmp(h.group, cfg->input_group_id) || strcmp(h.changelog, c->changelog)) {
+            reason = "config";
+            snprintf(why, sizeof(why), "it is of %s [%d], group %s, changelog %s", h.topic,
+                     (int)h.partition, h.group, h.changelog);
+        } else if (h.position > committed) {
+            reason = "stale";
+            snprintf(why, sizeof(why), "it holds the events before offset %lld, past the "
+                     "committed offset %lld (the events between are processed again)",
+                     (long long)h.position, (long long)committed);
+        } else if (h.changelog_end < lo || h.changelog_end > hi) {
+            reason = "changelog";
+            snprintf(why, sizeof(why), "it continues at changelog offset %lld, but the changelog "
+                     "partition holds %lld..%lld (truncated or recreated)",
+                     (long long)h.changelog_end, (long long)lo, (long long)hi);
+        }
+        if (reason) {
+            refuse(t, pt, reason, path, why);
+            ks_wsnap_close(r);
+            continue;
+        }
+        int64_t t0 = ks_now_mono_ns();
+        rc = ks_wsnap_load(r, pt->s, &keys, err, sizeof(err));
+        ks_wsnap_close(r);
+        if (rc) {
+            refuse(t, pt, "corrupt", path, err);
+            ks_wstore_free(pt->s); /* what was read of it is discarded */
+            pt->s = ks_wstore_new(c->w, (uint64_t)cfg->state_max_bytes, 1);
+            continue;
+        }
+        pt->restore_from = h.changelog_end;
+        pt->snap_pos = prev ? -1 : h.position;
+        ks_info("windows: %s [%d]: loaded %llu keys from the snapshot at offset %lld in %.2f s; "
+                "the changelog from offset %lld follows", pt->topic, (int)pt->partition,
+                (unsigned long long)keys, (long long)h.position, (ks_now_mono_ns() - t0) / 1e9,
+                (long long)h.changelog_end);
+        return 1;
+    }
+    return 0;
 }
 
 static void drop_part(windows_thread_t *t, part_t *pt)
@@ -552,6 +749,16 @@ static void run(void *tctx, ks_batch_t *b)
         p->last_offset = -1;
         store_metrics(t, p, 0);
     }
+    /* periodic snapshots: at most one partition per batch, so that the
+     * pauses spread out */
+    for (size_t k = 0; k < t->n_parts; k++) {
+        part_t *p = &t->parts[k];
+        if (!p->next_snap_ns || mono_ns < p->next_snap_ns)
+            continue;
+        snapshot(t, p, "periodic");
+        p->next_snap_ns = ks_now_mono_ns() + t->c->p->cfg->state_snapshot_interval_ms * 1000000;
+        break;
+    }
 }
 
 /* ---------------------------------------------------------------- restore */
@@ -578,66 +785,101 @@ static int restorer_open(windows_thread_t *t, char *errbuf, size_t errsize)
     return ks_kafka_client_new(&t->rctx, RD_KAFKA_CONSUMER, conf, &t->restorer, errbuf, errsize);
 }
 
-/* Rebuilds the stores of `parts` (just created, empty) from the changelog. */
+/* Rebuilds the stores of `parts` (just created, empty) as of the group's
+ * committed offsets: from a usable local snapshot and the changelog after
+ * it, or from the changelog alone. */
 static int restore(windows_thread_t *t, const rd_kafka_topic_partition_list_t *parts)
 {
     windows_ctx_t *c = t->c;
+    const struct ks_config *cfg = c->p->cfg;
     char err[512];
-    int rc = KS_OK;
+    int rc = KS_OK, n_restored = 0, n_snap = 0;
     size_t n_records = 0;
     int64_t start = ks_now_mono_ns();
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
     rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new(parts->cnt);
     int64_t *ends = ks_xcalloc((size_t)parts->cnt, sizeof(int64_t));
+    int64_t *los = ks_xcalloc((size_t)parts->cnt, sizeof(int64_t));
 
+    ks_gauge_add(c->m.restoring, parts->cnt);
+    atomic_fetch_add(&c->p->restoring, parts->cnt); /* /readyz: not ready meanwhile */
     if ((rc = restorer_open(t, err, sizeof(err))))
-        goto out;
+        goto restored;
     for (int i = 0; i < committed->cnt; i++)
         committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
     rd_kafka_resp_err_t kerr = rd_kafka_committed(t->restorer, committed, KAFKA_TIMEOUT_MS);
     if (kerr) {
         snprintf(err, sizeof(err), "reading the committed offsets: %s", rd_kafka_err2str(kerr));
         rc = KS_EKAFKA;
-        goto out;
+        goto restored;
     }
-    /* the changelog partitions to read: those of partitions with a commit */
+    /* per partition with a commit: its snapshot, and where its changelog
+     * partition must be read from (the lowest start among the input
+     * partitions that share it) */
     for (int i = 0; i < committed->cnt; i++) {
         const rd_kafka_topic_partition_t *e = &committed->elems[i];
-        int64_t lo, hi;
-        if (e->offset < 0)
+        part_t *pt = find_part(t, e->topic, e->partition);
+        if (e->offset < 0 || !pt)
             continue; /* nothing committed: the state of nothing is empty */
-        if (rd_kafka_topic_partition_list_find(cl, c->changelog, e->partition))
-            continue;
-        kerr = rd_kafka_query_watermark_offsets(t->restorer, c->changelog, e->partition, &lo, &hi,
-                                                KAFKA_TIMEOUT_MS);
-        if (kerr) {
-            snprintf(err, sizeof(err), "reading the changelog's offsets: %s",
-                     rd_kafka_err2str(kerr));
-            rc = KS_EKAFKA;
-            goto out;
-        }
-        if (hi > lo) {
-            rd_kafka_topic_partition_list_add(cl, c->changelog, e->partition)->offset = lo;
+        rd_kafka_topic_partition_t *r = rd_kafka_topic_partition_list_find(cl, c->changelog,
+                                                                          e->partition);
+        int64_t lo, hi;
+        if (r) {
+            lo = los[r - cl->elems];
+            hi = ends[r - cl->elems];
+        } else {
+            kerr = rd_kafka_query_watermark_offsets(t->restorer, c->changelog, e->partition, &lo,
+                                                    &hi, KAFKA_TIMEOUT_MS);
+            if (kerr) {
+                snprintf(err, sizeof(err), "reading the changelog's offsets: %s",
+                         rd_kafka_err2str(kerr));
+                rc = KS_EKAFKA;
+                goto restored;
+            }
+            r = rd_kafka_topic_partition_list_add(cl, c->changelog, e->partition);
+            r->offset = hi;
+            los[cl->cnt - 1] = lo;
             ends[cl->cnt - 1] = hi;
         }
+        pt->restored_at = e->offset;
+        pt->restore_from = 0;
+        n_restored++;
+        int64_t from = lo;
+        if (cfg->state_dir && snapshot_load(t, pt, e->offset, lo, hi)) {
+            from = pt->restore_from;
+            n_snap++;
+            ks_counter_add(c->m.restores_snapshot, 1);
+        } else {
+            ks_counter_add(c->m.restores_changelog, 1);
+        }
+        if (from < r->offset)
+            r->offset = from;
+    }
+    /* the changelog partitions with something to read */
+    for (int i = 0; i < cl->cnt;) {
+        if (cl->elems[i].offset < ends[i]) {
+            i++;
+            continue;
+        }
+        ends[i] = ends[cl->cnt - 1];
+        los[i] = los[cl->cnt - 1];
+        rd_kafka_topic_partition_list_del_by_idx(cl, i);
     }
     if (cl->cnt == 0)
-        goto out;
-    ks_gauge_add(c->m.restoring, parts->cnt);
-    atomic_fetch_add(&c->p->restoring, parts->cnt); /* /readyz: not ready meanwhile */
+        goto restored;
     if ((kerr = rd_kafka_assign(t->restorer, cl))) {
         snprintf(err, sizeof(err), "assigning the changelog: %s", rd_kafka_err2str(kerr));
         rc = KS_EKAFKA;
         goto restored;
     }
     int left = cl->cnt;
-    int64_t deadline = start + t->c->p->cfg->state_restore_timeout_ms * 1000000;
+    int64_t deadline = start + cfg->state_restore_timeout_ms * 1000000;
     while (left > 0) {
         /* a shutdown waits for it too: a half-restored partition must never
          * score a batch (the worker drains what it holds before leaving) */
         if (ks_now_mono_ns() > deadline) {
             snprintf(err, sizeof(err), "restoring did not finish within state.restore_timeout_ms "
-                     "(%lld ms; %zu records read)", (long long)c->p->cfg->state_restore_timeout_ms,
+                     "(%lld ms; %zu records read)", (long long)cfg->state_restore_timeout_ms,
                      n_records);
             rc = KS_EKAFKA;
             break;
@@ -667,8 +909,10 @@ static int restore(windows_thread_t *t, const rd_kafka_topic_partition_list_t *p
                         continue;
                     part_t *pt = find_part(t, e->topic, e->partition);
                     size_t rest = m->key_len - (size_t)(nul + 1 - key);
-                    if (pt && ks_wstore_restore(pt->s, nul + 1, rest, m->payload, m->len,
-                                                e->offset) == KS_EINVAL)
+                    if (!pt || m->offset < pt->restore_from)
+                        continue; /* in its snapshot already */
+                    if (ks_wstore_restore(pt->s, nul + 1, rest, m->payload, m->len,
+                                          e->offset) == KS_EINVAL)
                         ks_warn("windows: %s [%d] offset %lld: a changelog record kscore "
                                 "cannot read was skipped", c->changelog, (int)m->partition,
                                 (long long)m->offset);
@@ -685,13 +929,13 @@ restored:
     ks_gauge_add(c->m.restoring, -parts->cnt);
     atomic_fetch_sub(&c->p->restoring, parts->cnt);
     ks_counter_add(c->m.restored_records, n_records);
-out:
     if (rc) {
         ks_error("windows: cannot restore the window state of %d partition(s) from %s: %s; "
                  "stopping", parts->cnt, c->changelog, err);
         ks_pipeline_fail(c->p);
-    } else if (cl->cnt) {
+    } else if (n_restored) {
         size_t keys = 0;
+        double secs = (ks_now_mono_ns() - start) / 1e9;
         for (int i = 0; i < parts->cnt; i++) {
             part_t *pt = find_part(t, parts->elems[i].topic, parts->elems[i].partition);
             if (pt) {
@@ -699,10 +943,13 @@ out:
                 store_metrics(t, pt, 0);
             }
         }
-        ks_info("windows: restored %zu keys of %d partition(s) from %zu changelog records in "
-                "%.2f s", keys, parts->cnt, n_records, (ks_now_mono_ns() - start) / 1e9);
+        ks_histogram_observe(n_snap == n_restored ? c->m.restore_seconds_snapshot
+                                                  : c->m.restore_seconds_changelog, secs);
+        ks_info("windows: restored %zu keys of %d partition(s) (%d from a snapshot) with %zu "
+                "changelog records in %.2f s", keys, n_restored, n_snap, n_records, secs);
     }
     free(ends);
+    free(los);
     rd_kafka_topic_partition_list_destroy(cl);
     rd_kafka_topic_partition_list_destroy(committed);
     return rc;
@@ -726,8 +973,10 @@ static void on_revoke(void *tctx, const rd_kafka_topic_partition_list_t *parts)
     windows_thread_t *t = tctx;
     for (int i = 0; i < parts->cnt; i++) {
         part_t *pt = find_part(t, parts->elems[i].topic, parts->elems[i].partition);
-        if (pt)
+        if (pt) {
+            snapshot(t, pt, "revoke"); /* the worker has drained and committed: P = C, usually */
             drop_part(t, pt);
+        }
     }
 }
 
@@ -765,6 +1014,16 @@ static const ks_config_key_t windows_keys[] = {
     {"state.restore_timeout_ms", KS_CONF_INT, KS_CONF_OFF(state_restore_timeout_ms),
      KS_CONF_NOHAS, 0, "300000", 1000, 3600000, NULL,
      "Longest time restoring window state on assignment may take before kscore stops."},
+    {"state.dir", KS_CONF_STRING, KS_CONF_OFF(state_dir), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
+     "Folder for local snapshots of window state (<dir>/<group>/<topic>-<partition>.snap), "
+     "written on revoke, on shutdown and every state.snapshot_interval_ms; a restore loads a "
+     "usable one and reads only the changelog's tail after it (unset: restore from the "
+     "changelog alone). Needs state.changelog."},
+    {"state.snapshot_interval_ms", KS_CONF_INT, KS_CONF_OFF(state_snapshot_interval_ms),
+     KS_CONF_NOHAS, 0, "60000", 0, 86400000, NULL,
+     "How often each partition's window state is snapshotted to state.dir while it runs "
+     "(0 = only on revoke and shutdown); a snapshot pauses its worker for about 1 s per "
+     "million keys."},
 };
 
 static const ks_config_section_t windows_sections[] = {
