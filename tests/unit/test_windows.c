@@ -11,6 +11,12 @@
  *     batch, and at random points the state is thrown away and restored from
  *     the records up to a committed offset that may fall inside a batch, then
  *     the events from there are replayed: every output equals the oracle's;
+ *   - the same with local snapshots (state/snapshot.h): written at batch
+ *     boundaries with some of the last records still "in flight" (they land
+ *     after the snapshot's changelog offset); at each crash the newest
+ *     snapshot at or before the committed offset is loaded and only the
+ *     records after its offset applied: every output equals the oracle's;
+ *     damaged and truncated snapshot files are refused;
  *   - the config errors, durations, HyperLogLog accuracy and the budget.
  *
  * KSCORE_WINDOWS_EVENTS / KSCORE_WINDOWS_KEYS size the stream (default
@@ -24,6 +30,7 @@
 #include "base/conftree.h"
 #include "decode/schema.h"
 #include "state/distinct.h"
+#include "state/snapshot.h"
 #include "state/window.h"
 
 #include <stdint.h>
@@ -339,6 +346,111 @@ static void test_crash_restore(void)
     free(row);
 }
 
+/* As test_crash_restore, with snapshots: every few batches one is written
+ * (P = the next event's offset, L = the records logged so far minus a few
+ * still "in flight"); a crash restores from the newest snapshot with P <= C
+ * plus the records from its L, or from all records when there is none. */
+static char snapdir[300];
+
+static void test_snapshot_restore(void)
+{
+    ks_value_t *row = ks_xcalloc(S.schema->n_fields, sizeof(*row));
+    ks_wstore_t *st = ks_wstore_new(S.w, 0, 1);
+    log_t lg = {0};
+    size_t bad = 0, i = 0, crashes = 0, from_snap = 0, committed = 0, n_snaps = 0;
+    uint64_t rng = 777;
+    char path[700], err[512];
+    struct { int64_t pos; size_t l; } snaps[64];
+    uint64_t fp = ks_windows_fingerprint(S.w, S.schema);
+    while (i < N) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t batch = 1 + (rng >> 33) % 700, end = i + batch < N ? i + batch : N;
+        for (; i < end; i++)
+            bad += !check_event(&S, st, row, &EV[i], &EX[i], "snapshot");
+        size_t before = lg.n;
+        ks_wstore_flush(st, EV[end - 1].offset, log_emit, &lg);
+        if ((rng >> 12) % 9 == 0 && i < N && n_snaps < 64) {
+            /* this batch's records may land after L */
+            size_t inflight = (size_t)((rng >> 44) % (lg.n - before + 1));
+            ks_wsnap_header_t h = {.fingerprint = fp, .position = EV[i].offset,
+                                   .changelog_end = (int64_t)(lg.n - inflight)};
+            snprintf(h.topic, sizeof(h.topic), "t");
+            snprintf(path, sizeof(path), "%s/s%zu.snap", snapdir, n_snaps);
+            uint64_t bytes = 0;
+            CHECK(ks_wsnap_write(st, path, &h, &bytes, err, sizeof(err)) == KS_OK);
+            snaps[n_snaps].pos = h.position;
+            snaps[n_snaps++].l = lg.n - inflight;
+        }
+        if ((rng >> 20) % 40 == 0 && i < N) {
+            size_t c = committed + (size_t)((rng >> 40) % (i - committed + 1));
+            int64_t coff = EV[c].offset;
+            size_t from = 0;
+            ks_wstore_free(st);
+            st = ks_wstore_new(S.w, 0, 1);
+            for (size_t k = n_snaps; k-- > 0;) {
+                if (snaps[k].pos > coff)
+                    continue; /* stale: ahead of the committed offset */
+                ks_wsnap_reader_t *r = NULL;
+                ks_wsnap_header_t h;
+                uint64_t keys;
+                snprintf(path, sizeof(path), "%s/s%zu.snap", snapdir, k);
+                CHECK(ks_wsnap_open(path, &r, &h, err, sizeof(err)) == KS_OK);
+                CHECK(h.fingerprint == fp && h.position == snaps[k].pos);
+                CHECK(r && ks_wsnap_load(r, st, &keys, err, sizeof(err)) == KS_OK);
+                ks_wsnap_close(r);
+                from = snaps[k].l;
+                from_snap++;
+                break;
+            }
+            for (size_t r = from; r < lg.n; r++)
+                CHECK(ks_wstore_restore(st, lg.r[r].key, lg.r[r].klen, lg.r[r].val, lg.r[r].vlen,
+                                        coff) >= 0);
+            i = committed = c;
+            crashes++;
+        }
+    }
+    fprintf(stderr, "  %zu snapshots, %zu crashes (%zu restored from a snapshot)\n", n_snaps,
+            crashes, from_snap);
+    CHECK(from_snap >= 2);
+    CHECK_EQ_INT(bad, 0);
+
+    /* damaged files: a flipped byte anywhere, or a cut, is refused */
+    snprintf(path, sizeof(path), "%s/s0.snap", snapdir);
+    char *data = NULL;
+    size_t len = 0, refused = 0, tries = 0;
+    CHECK(ks_read_file(path, &data, &len, err, sizeof(err)) == KS_OK);
+    for (size_t k = 0; data && k < 40; k++, tries++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        char *v = ks_xmalloc(len);
+        memcpy(v, data, len);
+        size_t cut = len;
+        if (k % 2)
+            cut = (size_t)(rng >> 20) % len;
+        else
+            v[(rng >> 20) % len] ^= (char)(1 + (rng >> 50) % 255);
+        snprintf(path, sizeof(path), "%s/bad.snap", snapdir);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(v, 1, cut, f) == cut);
+        if (f)
+            fclose(f);
+        ks_wsnap_reader_t *r = NULL;
+        ks_wsnap_header_t h;
+        uint64_t keys;
+        ks_wstore_t *s2 = ks_wstore_new(S.w, 0, 1);
+        if (ks_wsnap_open(path, &r, &h, err, sizeof(err)) != KS_OK ||
+            ks_wsnap_load(r, s2, &keys, err, sizeof(err)) != KS_OK)
+            refused++;
+        ks_wsnap_close(r);
+        ks_wstore_free(s2);
+        free(v);
+    }
+    CHECK_EQ_INT(refused, tries);
+    free(data);
+    ks_wstore_free(st);
+    log_free(&lg);
+    free(row);
+}
+
 /* Changelog records come from outside (a topic): truncated or corrupted
  * ones are refused or applied, never a crash (this also runs under ASan). */
 static void test_corrupt_records(void)
@@ -547,6 +659,8 @@ int main(void)
         CHECK(N == (size_t)n);
         RUN(test_oracle_stream);
         RUN(test_crash_restore);
+        snprintf(snapdir, sizeof(snapdir), "%s/snapshots", cfg);
+        RUN(test_snapshot_restore);
         RUN(test_budget);
         RUN(test_corrupt_records);
         setup_free(&S);
