@@ -179,6 +179,43 @@ ks_sets() {
 }
 EXAMPLE=$ROOT/examples/fraud/pipeline.yaml
 
+# ---- window features (issue 9) -------------------------------------------
+
+# windows_pipeline OUT : the fraud example with the issue's window features
+# (per user: count, avg, distinct merchants over 1h, seconds since the
+# previous event, max over 24h) and output.include_features; the model is
+# copied next to OUT.
+WINDOW_FEATS='tx_count_1h avg_amount_1h unique_merchants_1h secs_since_last max_amount_24h'
+windows_pipeline() {
+    cp "$ROOT/examples/fraud/model.json" "$(dirname "$1")/"
+    python3 - "$EXAMPLE" "$1" <<'PY' || fail "windows_pipeline: cannot write $1"
+import sys
+s = open(sys.argv[1]).read()
+s = s.replace("features:\n", """windows:
+  time: ts
+  grace: 5m
+features:
+  - {name: tx_count_1h,         window: {key: user_id, agg: count, size: 1h}}
+  - {name: avg_amount_1h,       window: {key: user_id, agg: avg, of: amount, size: 1h}}
+  - {name: unique_merchants_1h, window: {key: user_id, agg: count_distinct, of: merchant_category, size: 1h}}
+  - {name: secs_since_last,     window: {key: user_id, agg: time_since_last}}
+  - {name: max_amount_24h,      window: {key: user_id, agg: max, of: amount, size: 24h, resolution: 1h}}
+""", 1)
+s = s.replace("  threshold: 0.5\n", "  threshold: 0.5\n  include_features: true\n", 1)
+open(sys.argv[2], "w").write(s)
+PY
+}
+
+# window_features_tsv : output records (JSON lines on stdin) as "id <tab>
+# the window features"; window_features TOPIC : the same for every record of
+# a topic (duplicates kept), in topic order.
+window_features_tsv() {
+    jq -r --arg f "$WINDOW_FEATS" '[.id] + [.features[($f | split(" "))[]] | tostring] | @tsv'
+}
+window_features() {
+    kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null | window_features_tsv
+}
+
 # distinct_ids TOPIC : number of distinct "id" values in a topic of JSON records.
 distinct_ids() {
     kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null | jq -r .id | sort -u | wc -l

@@ -23,34 +23,10 @@ KEYS=${KSCORE_TEST_KEYS:-400}
 IN=$(topic wtx 4); DLQ=$(topic wdlq 1)
 REF_OUT=$(topic wref 4); CRASH_OUT=$(topic wcrash 4)
 REF_GROUP=g-wref-$RUN_ID; CRASH_GROUP=g-wcrash-$RUN_ID
-FEATS='tx_count_1h avg_amount_1h unique_merchants_1h secs_since_last max_amount_24h'
 
-# the example's pipeline with the window features of issue 9
-cp "$ROOT/examples/fraud/model.json" "$WORK/"
-python3 - "$EXAMPLE" "$WORK/pipeline.yaml" <<'EOF'
-import sys
-s = open(sys.argv[1]).read()
-s = s.replace("features:\n", """windows:
-  time: ts
-  grace: 5m
-features:
-  - {name: tx_count_1h,         window: {key: user_id, agg: count, size: 1h}}
-  - {name: avg_amount_1h,       window: {key: user_id, agg: avg, of: amount, size: 1h}}
-  - {name: unique_merchants_1h, window: {key: user_id, agg: count_distinct, of: merchant_category, size: 1h}}
-  - {name: secs_since_last,     window: {key: user_id, agg: time_since_last}}
-  - {name: max_amount_24h,      window: {key: user_id, agg: max, of: amount, size: 24h, resolution: 1h}}
-""", 1)
-s = s.replace("  threshold: 0.5\n", "  threshold: 0.5\n  include_features: true\n", 1)
-open(sys.argv[2], "w").write(s)
-EOF
+windows_pipeline "$WORK/pipeline.yaml"
 CFG=$WORK/pipeline.yaml
 common="--set commit.interval_ms=500 --set kafka.consumer.session.timeout.ms=6000 --set workers=2"
-
-# "id <tab> the window features" of every record of a topic (duplicates kept)
-features_of() {
-    kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null |
-        jq -r --arg f "$FEATS" '[.id] + [.features[($f | split(" "))[]] | tostring] | @tsv'
-}
 
 # wait_out TOPIC N : until TOPIC holds N records, failing at once if the
 # kscore started last ($KS_PID) has exited
@@ -110,11 +86,11 @@ ks_stop "$KS_PID" TERM
 
 # offline, in file order, through the same code
 "$KSCORE" predict -c "$CFG" <"$WORK/events.jsonl" 2>"$WORK/predict.log" |
-    jq -r --arg f "$FEATS" '[.id] + [.features[($f | split(" "))[]] | tostring] | @tsv' |
+    window_features_tsv |
     sort >"$WORK/offline.tsv"
 
-features_of "$REF_OUT" | sort >"$WORK/ref.tsv"
-features_of "$CRASH_OUT" | sort >"$WORK/crash.tsv"
+window_features "$REF_OUT" | sort >"$WORK/ref.tsv"
+window_features "$CRASH_OUT" | sort >"$WORK/crash.tsv"
 [ "$(wc -l <"$WORK/ref.tsv")" -eq "$N" ] || fail "the reference has $(wc -l <"$WORK/ref.tsv") records, not $N"
 cmp -s "$WORK/ref.tsv" "$WORK/offline.tsv" ||
     fail "online (uninterrupted) and offline window features differ: $(diff "$WORK/ref.tsv" "$WORK/offline.tsv" | head -4)"
