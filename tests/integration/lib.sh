@@ -135,6 +135,12 @@ $bad
 (all: $(echo "$rows" | tr '\n' ';'))"
 }
 
+# committed_at_end GROUP TOPIC : prints 1 when every partition of TOPIC has
+# a committed offset for GROUP equal to its end offset, else 0 (for wait_for).
+committed_at_end() {
+    group_offsets "$1" "$2" | awk '$2 != $3 { bad = 1 } END { print (NR > 0 && !bad) ? 1 : 0 }'
+}
+
 # wait_for WHAT N TIMEOUT_S PAUSE_S CMD... : until CMD prints a number >= N;
 # fails naming WHAT and the last value seen.
 wait_for() {

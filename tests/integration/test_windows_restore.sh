@@ -57,11 +57,10 @@ phase() {
     local name=$1
     ks_start "$name" run -c "$CFG" $SETS "${@:2}"
     wait_all "$OUT" "$TOTAL"
-    wait_for "phase $name: group $GROUP committed to the end" 1 120 1 committed_all
+    wait_for "phase $name: group $GROUP committed to the end" 1 120 1 committed_at_end "$GROUP" "$IN"
     ks_stop "$KS_PID" TERM
     [ "$KS_RC" = 0 ] || fail "phase $name: kscore exited $KS_RC"
 }
-committed_all() { [ "$(group_lag "$GROUP")" = 0 ] && echo 1 || echo 0; }
 
 # restores NAME : "<partitions restored> <from a snapshot>" of a phase's log
 restores() {
