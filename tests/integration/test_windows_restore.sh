@@ -2,7 +2,8 @@
 # Window state restored from local snapshots (state.dir) and from the
 # changelog alone: the fraud example with the issue's window features on a
 # 4-partition topic keyed by user, one consumer group run in phases over a
-# growing topic, each phase a fresh kscore process (2 workers):
+# growing topic, each phase a fresh kscore process (1 worker, so that each
+# start restores every partition once):
 #
 #   1  first run: nothing committed; SIGTERM writes a snapshot per partition
 #   2  restart: every partition restored from its snapshot + the changelog tail
@@ -29,7 +30,7 @@ GROUP=g-restore-$RUN_ID; REF_GROUP=g-rref-$RUN_ID
 STATE=$WORK/state
 windows_pipeline "$WORK/pipeline.yaml"
 CFG=$WORK/pipeline.yaml
-SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set commit.interval_ms=500 --set workers=2
+SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") --set commit.interval_ms=500 --set workers=1
       --set kafka.consumer.session.timeout.ms=6000 --set state.dir=$STATE"
 TOTAL=0
 
