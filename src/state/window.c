@@ -1266,19 +1266,27 @@ int ks_wstore_apply(ks_wstore_t *s, ks_value_t *row, int64_t t_ms, int64_t offse
     return KS_OK;
 }
 
-static void emit_deleted(ks_wstore_t *s, const wkey_t *k, int64_t stamp, ks_wstore_emit_fn emit,
-                         void *opaque)
+/* Starts a changelog record of key k: its key in s->kb, the value's header
+ * (version, kind, stamp, the partition's newest time) in s->rec. */
+static void record_begin(ks_wstore_t *s, const wkey_t *k, uint8_t kind, int64_t stamp,
+                         int64_t stream)
 {
-    if (!s->log || !emit)
-        return;
     ks_buf_reset(&s->kb);
     put_u8(&s->kb, k->group);
     ks_buf_append(&s->kb, key_bytes_of(s->w, k), k->key_len);
     ks_buf_reset(&s->rec);
     put_u8(&s->rec, REC_VERSION);
-    put_u8(&s->rec, REC_DELETED);
+    put_u8(&s->rec, kind);
     put_i64(&s->rec, stamp);
-    put_i64(&s->rec, s->has_stream ? s->stream : INT64_MIN);
+    put_i64(&s->rec, stream);
+}
+
+static void emit_deleted(ks_wstore_t *s, const wkey_t *k, int64_t stamp, ks_wstore_emit_fn emit,
+                         void *opaque)
+{
+    if (!s->log || !emit)
+        return;
+    record_begin(s, k, REC_DELETED, stamp, s->has_stream ? s->stream : INT64_MIN);
     emit(opaque, s->kb.data, s->kb.len, s->rec.data, s->rec.len);
 }
 
@@ -1295,14 +1303,7 @@ void ks_wstore_flush(ks_wstore_t *s, int64_t last_offset, ks_wstore_emit_fn emit
         size_t n_of = w->groups[k->group].n_of;
         for (uint32_t e = tc->first_ev; e != NO_EV; e = s->ev[e].next)
             n_ev++;
-        ks_buf_reset(&s->kb);
-        put_u8(&s->kb, k->group);
-        ks_buf_append(&s->kb, key_bytes_of(w, k), k->key_len);
-        ks_buf_reset(&s->rec);
-        put_u8(&s->rec, REC_VERSION);
-        put_u8(&s->rec, REC_STATE);
-        put_i64(&s->rec, tc->first_offset);
-        put_i64(&s->rec, tc->pre_stream);
+        record_begin(s, k, REC_STATE, tc->first_offset, tc->pre_stream);
         put_u8(&s->rec, (uint8_t)tc->has_pre);
         ks_buf_append(&s->rec, s->pre.data + tc->pre_off, tc->pre_len);
         put_u32(&s->rec, n_ev);
@@ -1435,14 +1436,7 @@ void ks_wstore_each(ks_wstore_t *s, int64_t stamp, ks_wstore_emit_fn emit, void 
      * the front) rebuilds the same LRU order */
     for (const lru_t *l = s->lru.prev; l != &s->lru; l = l->prev) {
         const wkey_t *k = (const wkey_t *)l;
-        ks_buf_reset(&s->kb);
-        put_u8(&s->kb, k->group);
-        ks_buf_append(&s->kb, key_bytes_of(w, k), k->key_len);
-        ks_buf_reset(&s->rec);
-        put_u8(&s->rec, REC_VERSION);
-        put_u8(&s->rec, REC_STATE);
-        put_i64(&s->rec, stamp);
-        put_i64(&s->rec, s->has_stream ? s->stream : INT64_MIN);
+        record_begin(s, k, REC_STATE, stamp, s->has_stream ? s->stream : INT64_MIN);
         put_u8(&s->rec, 1);
         key_write(w, k, &s->rec);
         put_u32(&s->rec, 0); /* no events: the record is the full state */
