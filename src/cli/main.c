@@ -1,6 +1,6 @@
 /*
- * main.c - the `kscore` command: run, predict, validate, deploy, deployments,
- * model, version.
+ * main.c - the `kscore` command: run, predict, features, validate, deploy,
+ * deployments, model, version.
  * Uses only the public header and the tools of cli/cli.h. Exit codes: 0 ok, 1 runtime failure, 2 bad
  * usage or config (see kscore.h).
  */
@@ -23,6 +23,10 @@ static void usage(FILE *out)
             "  kscore predict  -c pipeline.yaml [--set ...] [--lookup NAME=snapshot.jsonl] < events.jsonl > predictions.jsonl\n"
             "                  the same decode/features/model/encode path, offline;\n"
             "                  dead letters go to stderr as JSON lines\n"
+            "  kscore features -c pipeline.yaml [--set ...] [--lookup NAME=snapshot.jsonl] < history.jsonl > features.csv\n"
+            "                  point-in-time feature rows for training sets, through the same\n"
+            "                  decode/lookups/windows/features path (no model needed): a header,\n"
+            "                  then id (output.id_field), line, and every feature column in order\n"
             "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
             "                                          (--online: and that the topics exist)\n"
             "  kscore deploy   -c pipeline.yaml [--model m.json] --version V\n"
@@ -161,8 +165,10 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         rc = KS_EXIT_USAGE;
         goto out;
     }
+    int features = !strcmp(cmd, "features");
     if (ks_config_load(a.config, a.sets, a.n_sets, &cfg, err, sizeof(err)) ||
-        ks_pipeline_new(cfg, &p, err, sizeof(err))) {
+        (features ? ks_pipeline_new_features(cfg, &p, err, sizeof(err))
+                  : ks_pipeline_new(cfg, &p, err, sizeof(err)))) {
         fprintf(stderr, "kscore: %s\n", err);
         rc = KS_EXIT_USAGE;
         goto out;
@@ -182,6 +188,8 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         }
     } else if (!strcmp(cmd, "predict")) {
         rc = ks_pipeline_predict_stream(p, stdin, stdout, stderr);
+    } else if (features) {
+        rc = ks_pipeline_features_stream(p, stdin, stdout, stderr);
     } else {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -332,7 +340,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "gen"))
         return cmd_gen(argc - 2, argv + 2);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate") ||
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "features") ||
+        !strcmp(cmd, "validate") ||
         !strcmp(cmd, "deploy") || !strcmp(cmd, "deployments"))
         return cmd_pipeline(cmd, argc - 2, argv + 2);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "info"))
