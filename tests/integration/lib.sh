@@ -169,7 +169,7 @@ group_lag() {
 }
 
 # pipeline_config OUT IN_TOPIC OUT_TOPIC DLQ_TOPIC GROUP [extra --set ...]:
-# the fraud example's pipeline pointed at test topics, as --set arguments.
+# the basic example's pipeline pointed at test topics, as --set arguments.
 # The metrics endpoint binds an ephemeral port so that several instances (and
 # other runs on the machine) never collide; a later --set overrides it.
 ks_sets() {
@@ -177,7 +177,7 @@ ks_sets() {
          --set "output.topic=$2" --set "dead_letter.topic=$3" --set "input.group_id=$4" \
          --set "metrics.listen=127.0.0.1:0"
 }
-EXAMPLE=$ROOT/examples/fraud/pipeline.yaml
+EXAMPLE=$ROOT/examples/basic/pipeline.yaml
 
 # distinct_ids TOPIC : number of distinct "id" values in a topic of JSON records.
 distinct_ids() {
@@ -348,7 +348,7 @@ PY
     [ "$(rcli dbsize)" -ge "$1" ] || fail "Redis holds $(rcli dbsize) keys, expected $1"
 }
 
-# lookup_pipeline FILE URL [REQUIRED] [TTL_MS] : the fraud example with a
+# lookup_pipeline FILE URL [REQUIRED] [TTL_MS] : the basic example with a
 # `profile` lookup of features:{user_id} (3 fields with defaults -1, -2,
 # "unknown") whose values are carried to every output record as
 # "profile.tx_count_1h", "profile.avg_amount_1h", "profile.segment".
@@ -356,7 +356,7 @@ PY
 # they share may stall a round trip well past the usual 20 ms (a dead Redis
 # refuses connections at once, so outages are still seen at once).
 lookup_pipeline() {
-    sed -e "s|^  path: model.json|  path: $ROOT/examples/fraud/model.json|" \
+    sed -e "s|^  path: model.json|  path: $ROOT/examples/basic/model.json|" \
         -e 's|^  carry_fields: \[user_id, amount\]|  carry_fields: [user_id, amount, profile.tx_count_1h, profile.avg_amount_1h, profile.segment]|' \
         "$EXAMPLE" >"$1"
     grep -q 'profile.segment' "$1" || fail "lookup_pipeline: the example's output section changed"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Window state survives crashes and rebalances: the fraud example with the
+# Window state survives crashes and rebalances: the basic example with the
 # issue's window features (per user: count, avg, distinct merchants over 1h,
 # seconds since the previous event, max over 24h) and
 # output.include_features, on a 4-partition topic keyed by user.
@@ -26,7 +26,7 @@ REF_GROUP=g-wref-$RUN_ID; CRASH_GROUP=g-wcrash-$RUN_ID
 FEATS='tx_count_1h avg_amount_1h unique_merchants_1h secs_since_last max_amount_24h'
 
 # the example's pipeline with the window features of issue 9
-cp "$ROOT/examples/fraud/model.json" "$WORK/"
+cp "$ROOT/examples/basic/model.json" "$WORK/"
 python3 - "$EXAMPLE" "$WORK/pipeline.yaml" <<'EOF'
 import sys
 s = open(sys.argv[1]).read()

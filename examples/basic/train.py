@@ -1,4 +1,5 @@
-"""Trains the fraud example's model and exports it for kscore.
+"""Trains the basic example's model (a stateless fraud scorer) and exports it
+for kscore.
 
 Synthetic transactions shaped like `kscore gen`'s events go through the same
 features as pipeline.yaml declares (computed here with numpy, the offline path),
@@ -6,7 +7,7 @@ get a label from a noisy rule (big amounts, young accounts, bursts, risky
 merchants and countries, night hours), and train a StandardScaler +
 LogisticRegression. The result is exported to model.json with kscore-export.
 
-    scripts/python-env && .venv/bin/python examples/fraud/train.py
+    scripts/python-env && .venv/bin/python examples/basic/train.py
 """
 import os
 
