@@ -45,7 +45,8 @@ static void usage(FILE *out)
             "                  (default OUT: FILE.reference.json, read with the model)\n"
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
             "             [--poisson] [--keys K] [--zipf S] [--malformed F] [--seed N]\n"
-            "             [--start N] [--stdout]   open-loop fraud-example event generator\n"
+            "             [--start N] [--stdout] [--fraud F] [--labels FILE] [--profiles FILE]\n"
+            "                  open-loop fraud-example event generator\n"
             "  kscore config-reference [--markdown]                     every config key\n"
             "  kscore version\n\n"
             "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or model.\n",
@@ -253,6 +254,15 @@ static int cmd_gen(int argc, char **argv)
                    "  --start N          first event number (ids e<N>, e<N+1>, ...)\n"
                    "  --tick-us T        with --rate, wake at most every T us and send what\n"
                    "                     is due (default 200; 0 = wake for every event)\n"
+                   "  --fraud F          the fraud scenario of examples/fraud: a merchant_id,\n"
+                   "                     amounts around each user's usual, and card-testing\n"
+                   "                     bursts starting at an event with probability F times\n"
+                   "                     the user's risk (new account, past chargebacks)\n"
+                   "  --labels FILE      the label of every well-formed event, JSON lines\n"
+                   "                     {\"id\",\"label\"} (1 = an attack's transaction)\n"
+                   "  --profiles FILE    the profiles of users u0..u(K-1) as a lookup snapshot\n"
+                   "                     ({\"key\":\"features:uN\",\"value\":{...}} lines); alone\n"
+                   "                     (no --count/--duration), writes only these\n"
                    "  -X key=value       librdkafka producer property, e.g. -X linger.ms=1\n\n"
                    "Each event carries sent_at_us, its intended send time (epoch us). A JSON\n"
                    "summary goes to stderr (sent, acked, rate, send lateness, CPU).\n");
@@ -298,6 +308,12 @@ static int cmd_gen(int argc, char **argv)
             o.seed = strtoull(v, &end, 10);
         else if (!strcmp(a, "--tick-us"))
             o.tick_us = strtod(v, &end);
+        else if (!strcmp(a, "--fraud"))
+            o.fraud = strtod(v, &end);
+        else if (!strcmp(a, "--labels"))
+            o.labels_path = v;
+        else if (!strcmp(a, "--profiles"))
+            o.profiles_path = v;
         else
             goto bad;
         if (end && (*end || end == v))
@@ -307,7 +323,7 @@ static int cmd_gen(int argc, char **argv)
         fprintf(stderr, "kscore gen: bad argument '%s' (see kscore gen --help)\n", a);
         goto out;
     }
-    if (!o.count && o.duration_s <= 0) {
+    if (!o.count && o.duration_s <= 0 && !o.profiles_path) {
         fprintf(stderr, "kscore gen: give --count N or --duration SECONDS\n");
         goto out;
     }
