@@ -105,17 +105,17 @@ void ks_gen_event(ks_buf_t *b, uint64_t seed, uint64_t i, uint64_t key_index, in
          * kinds share keep their values */
         ks_gen_profile_t pr;
         ks_gen_profile(key_index, &pr);
-        double m = unit(&s), a = unit(&s), c = unit(&s);
+        double m = unit(&s), c = unit(&s);
         if (kind == KS_GEN_ORDINARY) {
             amount = round(pr.avg_amount_90d * exp(0.5 * spread) * 100) / 100;
             merchant = mix(key_index * USUAL_MERCHANTS + (uint64_t)(m * USUAL_MERCHANTS)) % MERCHANTS;
         } else {
-            /* card testing: new merchants, several times the usual amount,
-             * mostly card-not-present categories */
-            amount = round(pr.avg_amount_90d * (2.5 + 6 * a) * 100) / 100;
+            /* card testing: merchants the user never uses, amounts that do not
+             * follow the user's (the plain draw), card-not-present categories
+             * somewhat more often: alone, the event says little */
             merchant = (uint64_t)(m * MERCHANTS);
-            if (c < 0.7) /* electronics, gambling or online */
-                cat = c < 0.3 ? 5 : c < 0.45 ? 6 : 2;
+            if (c < 0.3) /* electronics, gambling or online */
+                cat = c < 0.1 ? 5 : c < 0.2 ? 6 : 2;
         }
     }
 
@@ -456,11 +456,13 @@ int ks_gen_run(const ks_gen_opts_t *o)
         ks_buf_reset(&b);
         ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, kind, stamp);
         malformed += bad;
-        if (labels && !bad) {
-            /* the chargeback feed: attacks, and a little fraud nothing shows */
-            int y = kind == KS_GEN_ATTACK || (o->fraud > 0 && unit(&seed_state) < 0.002);
+        /* the chargeback feed: attacks, and a little fraud nothing shows (drawn
+         * whether or not labels are written, so --labels changes no event) */
+        int y = kind == KS_GEN_ATTACK;
+        if (o->fraud > 0 && unit(&seed_state) < 0.002)
+            y = 1;
+        if (labels && !bad)
             fprintf(labels, "{\"id\":\"e%llu\",\"label\":%d}\n", (unsigned long long)i, y);
-        }
         if (out) {
             fwrite(b.data, 1, b.len, out);
             fputc('\n', out);
