@@ -329,22 +329,23 @@ redis_kill() {
 # rcli ARGS... : redis-cli against our server.
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+# snapshot_load FILE : SETs every key of a lookup snapshot (JSON lines
+# {"key", "value"}, e.g. `kscore gen --profiles`) in our Redis, through
+# scripts/redis load (the one loader, also the demo's).
+snapshot_load() {
+    KSCORE_REDIS_PORT=$REDIS_PORT KSCORE_REDIS_DIR=$WORK/redis "$ROOT/scripts/redis" load "$1" \
+        2>>"$WORK/redis-load.log" || fail "loading $1 into Redis failed: $(tail -1 "$WORK/redis-load.log")"
+}
+
 # profiles_load N : SETs features:u0..u(N-1) to a JSON profile derived from the
-# user number (one pipelined redis-cli --pipe); profile_of U prints it.
+# user number; profile_of U prints it.
 profile_of() { printf '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' $(($1 % 97)) $(($1 % 1000)) $(($1 % 7)); }
 profiles_load() {
-    python3 - "$1" <<'PY' | rcli --pipe >"$WORK/redis-load.log" 2>&1 || fail "loading profiles into Redis failed"
-import sys
-out = sys.stdout
-def cmd(*a):
-    out.write("*%d\r\n" % len(a))
-    for x in a:
-        b = x.encode()
-        out.write("$%d\r\n" % len(b)); out.write(x + "\r\n")
-for u in range(int(sys.argv[1])):
-    cmd("SET", "features:u%d" % u,
-        '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' % (u % 97, u % 1000, u % 7))
-PY
+    local u
+    for ((u = 0; u < $1; u++)); do
+        printf '{"key": "features:u%d", "value": ' "$u"; profile_of "$u"; printf '}\n'
+    done >"$WORK/profiles.jsonl"
+    snapshot_load "$WORK/profiles.jsonl"
     [ "$(rcli dbsize)" -ge "$1" ] || fail "Redis holds $(rcli dbsize) keys, expected $1"
 }
 
