@@ -392,6 +392,39 @@ check_profiles() {
         } END { print n + 0, d + 0, w + 0 }'
 }
 
+# check_snapshot_values RECORDS SNAPSHOT NAME FIELD=DEFAULT... : every output
+# record's carried "NAME.FIELD" equals the value the snapshot (Redis's
+# content, JSON lines {"key": "features:<user_id>", "value": {...}}) holds for
+# its user, or FIELD's DEFAULT (null: none) when the user has no profile or
+# the record says "degraded": [NAME]; prints "<records> <degraded> <wrong>".
+check_snapshot_values() {
+    python3 - "$@" <<'PY'
+import json, sys
+recs, snap, name, specs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+dflt = {f: json.loads(d) for f, d in (x.split("=", 1) for x in specs)}
+prof = {}
+for line in open(snap):
+    r = json.loads(line)
+    prof[r["key"]] = r["value"]
+n = deg = wrong = 0
+for line in open(recs):
+    rec = json.loads(line)
+    n += 1
+    p = prof.get("features:" + rec["user_id"])
+    if name in rec.get("degraded", []):
+        deg += 1
+        p = None
+    for f, d in dflt.items():
+        want = d if p is None else p.get(f, d)
+        if rec.get(name + "." + f) != want:
+            wrong += 1
+            if wrong <= 3:
+                print(f"{rec['id']}: {name}.{f} = {rec.get(name + '.' + f)!r}, expected {want!r}", file=sys.stderr)
+            break
+print(n, deg, wrong)
+PY
+}
+
 # wait_log FILE PATTERN TIMEOUT_S [COUNT] : until FILE has COUNT (default 1)
 # lines matching the grep pattern.
 wait_log() {
