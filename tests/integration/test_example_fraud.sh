@@ -8,9 +8,10 @@
 # are the dead letters; every output's window features (tx_count_1h,
 # avg_amount_1h, unique_merchants_1h, secs_since_last) equal the brute-force
 # oracle (tests/windows/oracle.py) over the same events; every output's
-# looked-up profile values equal Redis's content (or the defaults on an
-# output marked degraded, which a 20 ms timeout on a busy machine allows, at
-# most 5%); the fraud the generator labelled scores higher than the rest.
+# looked-up profile values equal Redis's content, none degraded (the lookup's
+# timeout_ms is raised from 20 to 1000 here, as in lib.sh's lookup_pipeline:
+# a machine shared with other work stalls round trips past 20 ms); the fraud
+# the generator labelled scores well above the rest.
 source "$(dirname "$0")/lib.sh"
 require_broker
 N=${KSCORE_TEST_EVENTS:-20000}
@@ -27,7 +28,7 @@ GEN_ARGS=(--count "$N" --keys "$KEYS" --seed 21 --fraud 0.002 --malformed 0.01)
 gen --topic "$IN" "${GEN_ARGS[@]}"
 
 ks_start run run -c "$EX" $(ks_sets "$IN" "$OUT" "$DLQ" "$GROUP") \
-    --set "lookups.profile.redis.url=$REDIS_URL"
+    --set "lookups.profile.redis.url=$REDIS_URL" --set lookups.profile.redis.timeout_ms=1000
 wait_count "$OUT" $((N - N / 100)) 180
 wait_count "$DLQ" $((N / 100)) 60
 ks_stop "$KS_PID" TERM
@@ -51,7 +52,7 @@ python3 "$ROOT/tests/windows/oracle.py" check "$WORK/good.jsonl" "$WORK/out.json
 read -r n deg wrong <<<"$(check_snapshot_values "$WORK/out.jsonl" "$WORK/profiles.jsonl" profile \
     segment='"unknown"' chargebacks_90d=0 avg_amount_90d=null)"
 [ "$wrong" = 0 ] || fail "$wrong of $n records' profile values differ from Redis"
-[ "$deg" -le $((n / 20)) ] || fail "$deg of $n records degraded with Redis up"
+[ "$deg" = 0 ] || fail "$deg of $n records degraded with Redis up"
 
 # the model uses them: labelled fraud scores higher
 read -r fraud_mean rest_mean <<<"$(jq -rs --slurpfile y "$WORK/labels.jsonl" '
