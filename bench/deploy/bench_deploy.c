@@ -1,6 +1,6 @@
 /*
  * bench_deploy.c - what model deployments cost the hot path, in process (no
- * broker: the engine's stages on the fraud example's events, the way a
+ * broker: the engine's stages on the basic example's events, the way a
  * worker runs them), so the numbers are the engine's and not the noise of a
  * shared machine's Kafka:
  *
@@ -165,7 +165,7 @@ int main(int argc, char **argv)
                           "log.level=warn"};
     ks_config_t *cfg;
     ks_pipeline_t *p;
-    if (ks_config_load("examples/fraud/pipeline.yaml", sets, 3, &cfg, err, sizeof(err)) ||
+    if (ks_config_load("examples/basic/pipeline.yaml", sets, 3, &cfg, err, sizeof(err)) ||
         ks_pipeline_new(cfg, &p, err, sizeof(err)))
         die("pipeline", err);
     sha_of(argv[2], hex[0]);
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     ks_config_t *cfg0;
     ks_pipeline_t *p0;
     ks_stage_runner_t *r0;
-    if (ks_config_load("examples/fraud/pipeline.yaml", sets + 1, 2, &cfg0, err, sizeof(err)) ||
+    if (ks_config_load("examples/basic/pipeline.yaml", sets + 1, 2, &cfg0, err, sizeof(err)) ||
         ks_pipeline_new(cfg0, &p0, err, sizeof(err)))
         die("pipeline", err);
     ks_stage_env_t env0 = {p0, -1, NULL, NULL};

@@ -3,7 +3,7 @@ would: confluent-kafka (librdkafka underneath, like kscore), micro-batches,
 numpy features, the scikit-learn model's predict_proba per batch, JSON out,
 at-least-once (auto-commit off, idempotent producer, commit after flush).
 
-It computes the fraud example's features (examples/fraud/pipeline.yaml) and
+It computes the basic example's features (examples/basic/pipeline.yaml) and
 scores with the same model, so its outputs can be compared with kscore's.
 Used by bench/python-loop/run; not a product component.
 

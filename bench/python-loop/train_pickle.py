@@ -1,4 +1,4 @@
-"""Trains the fraud example's scikit-learn model exactly as examples/fraud/train.py
+"""Trains the basic example's scikit-learn model exactly as examples/basic/train.py
 does and pickles it, for the Python-loop baseline (bench/python-loop/run)."""
 import importlib.util
 import os
@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-spec = importlib.util.spec_from_file_location("train", os.path.join(root, "examples/fraud/train.py"))
+spec = importlib.util.spec_from_file_location("train", os.path.join(root, "examples/basic/train.py"))
 train = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(train)
 X, y, names = train.features(np.random.default_rng(20261122), 50000)

@@ -41,6 +41,12 @@ typedef struct ks_pipeline ks_pipeline_t;
 /* Builds a pipeline from a config: loads the model, compiles the features and
  * checks them against the model's feature names. The config must outlive it. */
 int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize);
+/* Builds a pipeline that only computes features (`kscore features`): the
+ * decode, lookups, windows and features stages of ks_pipeline_new, and no
+ * model (model.path may be absent; when present it is not read). Use it
+ * with ks_pipeline_features_stream only. */
+int ks_pipeline_new_features(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf,
+                             size_t errsize);
 /* One line describing the pipeline (model, features, topics) for `validate`. */
 void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out);
 /* Runs against Kafka until ks_pipeline_stop(). Returns KS_EXIT_OK after a clean
@@ -55,6 +61,15 @@ void ks_pipeline_request_reload(ks_pipeline_t *p);
  * per line to `out`, and dead-letter records (JSON with the error) to `dlq`.
  * The same decode -> features -> model -> encode path as ks_pipeline_run. */
 int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
+/* Offline, for training sets: reads JSON events (one per line) from `in`
+ * through the same stages as ks_pipeline_predict_stream up to the features
+ * (window features in file order, lookups from Redis or a snapshot) and
+ * writes CSV to `out`: a header, then one row per good event in input order:
+ * `id` (the output.id_field value, when one is set), `line` (the event's
+ * line in `in`, from 1), then every configured feature column in order,
+ * numbers as output.include_features writes them, empty when missing.
+ * Dead letters go to `dlq` as for predict. Either pipeline kind works. */
+int ks_pipeline_features_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq);
 /* Checks the cluster (up to timeout_ms): every topic the pipeline reads or
  * writes exists and, with delivery: exactly_once, transactions work.
  * Returns KS_EXIT_OK; KS_EXIT_USAGE when a topic is missing (errbuf names

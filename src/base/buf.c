@@ -60,6 +60,24 @@ void ks_buf_printf(ks_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void ks_buf_csv_field(ks_buf_t *b, const char *s, size_t n)
+{
+    int quote = 0;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        ks_buf_append(b, s, n);
+        return;
+    }
+    ks_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            ks_buf_putc(b, '"');
+        ks_buf_putc(b, s[i]);
+    }
+    ks_buf_putc(b, '"');
+}
+
 void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

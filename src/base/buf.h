@@ -21,6 +21,9 @@ void ks_buf_putc(ks_buf_t *b, char c);
 void ks_buf_printf(ks_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends a JSON string literal (quotes included), escaping as RFC 8259 needs. */
 void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n);
+/* Appends one CSV field (RFC 4180): as it is, or in double quotes with
+ * inner quotes doubled when it holds a comma, a quote, CR or LF. */
+void ks_buf_csv_field(ks_buf_t *b, const char *s, size_t n);
 /* Append a double so that it parses back to the same bits; integers print
  * without exponent, non-finite values as null. json_double prefers the short
  * form when 15 digits round-trip (data values like 44.22); json_double17

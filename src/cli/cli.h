@@ -35,6 +35,9 @@ typedef struct ks_gen_opts {
     double malformed_fraction;  /* exactly round(count * f) malformed events */
     unsigned long long seed;
     double tick_us;             /* with rate: wake at most once per tick (0 = per event) */
+    double fraud;               /* > 0: the fraud scenario, F = attack start rate (gen.c) */
+    const char *labels_path;    /* write {"id","label"} per well-formed event here */
+    const char *profiles_path;  /* write the users' profile snapshot here */
     const char *const *props;   /* librdkafka producer "key=value" overrides (-X) */
     size_t n_props;
 } ks_gen_opts_t;

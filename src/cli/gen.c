@@ -21,6 +21,16 @@
  * has id "<prefix><i>" and the same field values in every run, so a test can
  * compare online outputs with `kscore predict` over `kscore gen --stdout`.
  *
+ * The fraud scenario (--fraud F, for examples/fraud/): events gain a
+ * merchant_id, ordinary amounts follow each user's usual amount, and
+ * card-testing attacks (scenario_next) put bursts of unusual transactions on
+ * a user's card, more often on risky users' (new accounts, past
+ * chargebacks). --labels FILE writes the label of every well-formed event
+ * ({"id", "label"}: 1 for an attack, plus 0.2% noise), --profiles FILE the
+ * users' profiles (ks_gen_profile) as a lookup snapshot: so the window
+ * features and the profile both carry signal. Without --fraud the events are
+ * byte for byte those of earlier releases.
+ *
  * Malformed events: with --malformed F, exactly floor(count*F) events are
  * malformed (event i is when floor((i+1)F) > floor(iF)), cycling through bad
  * JSON, a wrong type, a missing required field and invalid UTF-8.
@@ -60,12 +70,26 @@ static double unit(uint64_t *s)
     return (double)(*s >> 11) / 9007199254740992.0;
 }
 
+void ks_gen_profile(uint64_t key_index, ks_gen_profile_t *out)
+{
+    uint64_t s = mix(0x9f0f11e5ULL ^ mix(key_index));
+    double u = unit(&s), c = unit(&s);
+    out->segment = u < 0.15 ? "new" : u < 0.85 ? "regular" : "premium";
+    out->chargebacks_90d = c < 0.9 ? 0 : c < 0.97 ? 1 : c < 0.99 ? 2 : 3;
+    out->avg_amount_90d = round(exp(2.5 + 1.2 * unit(&s) + (u >= 0.85 ? 0.7 : 0)) * 100) / 100;
+}
+
+/* The user's usual merchants: 4 per user, out of 20,000. */
+#define USUAL_MERCHANTS 4
+#define MERCHANTS 20000
+
 void ks_gen_event(ks_buf_t *b, uint64_t seed, uint64_t i, uint64_t key_index, int malformed_kind,
-                  int64_t sent_at_us)
+                  int kind, int64_t sent_at_us)
 {
     uint64_t s = mix(seed ^ mix(i));
     /* lognormal-ish amounts: most small, a long tail */
-    double amount = round(exp(3.0 + 1.4 * (unit(&s) + unit(&s) + unit(&s) - 1.5)) * 100) / 100;
+    double spread = unit(&s) + unit(&s) + unit(&s) - 1.5;
+    double amount = round(exp(3.0 + 1.4 * spread) * 100) / 100;
     int cat = (int)(unit(&s) * KS_ARRAY_LEN(categories));
     int n_tx = (int)(unit(&s) * unit(&s) * 40);
     int age = (int)(unit(&s) * 3650);
@@ -75,9 +99,30 @@ void ks_gen_event(ks_buf_t *b, uint64_t seed, uint64_t i, uint64_t key_index, in
     time_t tt = (time_t)ts;
     struct tm tm;
     gmtime_r(&tt, &tm);
+    unsigned long long merchant = 0;
+    if (kind != KS_GEN_PLAIN) {
+        /* the scenario's draws come after the plain ones, so the fields the
+         * kinds share keep their values */
+        ks_gen_profile_t pr;
+        ks_gen_profile(key_index, &pr);
+        double m = unit(&s), c = unit(&s);
+        if (kind == KS_GEN_ORDINARY) {
+            amount = round(pr.avg_amount_90d * exp(0.5 * spread) * 100) / 100;
+            merchant = mix(key_index * USUAL_MERCHANTS + (uint64_t)(m * USUAL_MERCHANTS)) % MERCHANTS;
+        } else {
+            /* card testing: merchants the user never uses, amounts that do not
+             * follow the user's (the plain draw), card-not-present categories
+             * somewhat more often: alone, the event says little */
+            merchant = (uint64_t)(m * MERCHANTS);
+            if (c < 0.3) /* electronics, gambling or online */
+                cat = c < 0.1 ? 5 : c < 0.2 ? 6 : 2;
+        }
+    }
 
     ks_buf_printf(b, "{\"id\":\"e%llu\",\"user_id\":\"u%llu\",", (unsigned long long)i,
                   (unsigned long long)key_index);
+    if (kind != KS_GEN_PLAIN)
+        ks_buf_printf(b, "\"merchant_id\":\"m%llu\",", merchant);
     switch (malformed_kind) {
     case 2:
         ks_buf_puts(b, "\"amount\":\"not-a-number\",");
@@ -252,6 +297,70 @@ fail:
     return NULL;
 }
 
+/* --profiles FILE: the feature store's snapshot of users u0..u(keys-1), one
+ * {"key": "features:u<k>", "value": {...}} line each (docs/lookups.md). */
+static int write_profiles(const ks_gen_opts_t *o)
+{
+    FILE *f = fopen(o->profiles_path, "w");
+    if (!f) {
+        fprintf(stderr, "kscore gen: cannot write %s\n", o->profiles_path);
+        return KS_EXIT_RUNTIME;
+    }
+    ks_buf_t b = {0};
+    for (uint64_t k = 0; k < o->keys; k++) {
+        ks_gen_profile_t pr;
+        ks_gen_profile(k, &pr);
+        ks_buf_reset(&b);
+        ks_buf_printf(&b, "{\"key\":\"features:u%llu\",\"value\":{\"segment\":\"%s\","
+                          "\"chargebacks_90d\":%d,\"avg_amount_90d\":",
+                      (unsigned long long)k, pr.segment, pr.chargebacks_90d);
+        ks_buf_json_double(&b, pr.avg_amount_90d);
+        ks_buf_puts(&b, "}}\n");
+        fwrite(b.data, 1, b.len, f);
+    }
+    ks_buf_free(&b);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "kscore gen: error writing %s\n", o->profiles_path);
+        return KS_EXIT_RUNTIME;
+    }
+    return KS_EXIT_OK;
+}
+
+/* The fraud scenario (--fraud F): picks the kind of the next event and, for
+ * an attack, its user. At most one attack runs at a time: it starts at an
+ * ordinary event of user k with probability F * risk(k) (risk: 3x for a
+ * "new" segment, 1 + chargebacks_90d), makes that event and 2..7 more of
+ * the following ones (each next event with probability 1/2, so they spread
+ * over seconds) transactions on k's card. */
+typedef struct scenario {
+    uint64_t key;
+    int left; /* attack transactions still to come */
+} scenario_t;
+
+static int scenario_next(const ks_gen_opts_t *o, scenario_t *sc, uint64_t *seed_state,
+                         uint64_t *key)
+{
+    if (o->fraud <= 0)
+        return KS_GEN_PLAIN;
+    if (sc->left > 0) {
+        if (unit(seed_state) < 0.5) {
+            sc->left--;
+            *key = sc->key;
+            return KS_GEN_ATTACK;
+        }
+        return KS_GEN_ORDINARY;
+    }
+    ks_gen_profile_t pr;
+    ks_gen_profile(*key, &pr);
+    double risk = (strcmp(pr.segment, "new") == 0 ? 3 : 1) * (1 + pr.chargebacks_90d);
+    if (unit(seed_state) < o->fraud * risk) {
+        sc->key = *key;
+        sc->left = 2 + (int)(unit(seed_state) * 6);
+        return KS_GEN_ATTACK;
+    }
+    return KS_GEN_ORDINARY;
+}
+
 #define QUEUE_FULL_GIVE_UP_US (60 * 1000000LL) /* a broker that takes nothing for 60 s */
 #define FLUSH_TIMEOUT_MS 60000
 
@@ -267,20 +376,35 @@ int ks_gen_run(const ks_gen_opts_t *o)
     uint64_t seed_state = mix(o->seed ^ 0x5eed);
     uint64_t *late_hist = NULL, late_max = 0;
     int64_t first_stamp = 0, last_stamp = 0;
-    FILE *out = o->to_stdout ? stdout : NULL;
+    FILE *out = o->to_stdout ? stdout : NULL, *labels = NULL;
+    scenario_t sc = {0, 0};
 
-    if (o->keys == 0 || (!o->to_stdout && (!o->topic || !o->brokers))) {
+    int profiles_only = o->profiles_path && !o->count && !(o->duration_s > 0);
+    if (o->keys == 0 ||
+        (!profiles_only && !o->to_stdout && (!o->topic || !o->brokers))) {
         fprintf(stderr, "kscore gen: needs --topic and --brokers (or --stdout), and --keys > 0\n");
         return KS_EXIT_USAGE;
     }
     if (!(o->rate >= 0) || !(o->zipf_s >= 0) || !(o->malformed_fraction >= 0) ||
-        o->malformed_fraction > 1 || !(o->duration_s >= 0)) {
+        o->malformed_fraction > 1 || !(o->duration_s >= 0) || !(o->fraud >= 0) ||
+        o->fraud > 1) {
         fprintf(stderr, "kscore gen: --rate, --duration and --zipf must be >= 0 and "
-                        "--malformed within [0, 1]\n");
+                        "--malformed and --fraud within [0, 1]\n");
         return KS_EXIT_USAGE;
     }
-    if (!out && !(rk = new_producer(o, &st)))
+    if (o->profiles_path && (rc = write_profiles(o)) != KS_EXIT_OK)
+        return rc;
+    if (profiles_only)
+        return KS_EXIT_OK;
+    if (o->labels_path && !(labels = fopen(o->labels_path, "w"))) {
+        fprintf(stderr, "kscore gen: cannot write %s\n", o->labels_path);
+        return KS_EXIT_RUNTIME;
+    }
+    if (!out && !(rk = new_producer(o, &st))) {
+        if (labels)
+            fclose(labels);
         return KS_EXIT_USAGE;
+    }
     if (rk)
         rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     if (o->zipf_s > 0)
@@ -328,9 +452,17 @@ int ks_gen_run(const ks_gen_opts_t *o)
         int bad = f > 0 && floor((double)(k + 1) * f) > floor((double)k * f);
         uint64_t key = o->zipf_s > 0 ? zipf_draw(&z, unit(&seed_state))
                                      : (uint64_t)(unit(&seed_state) * (double)o->keys);
+        int kind = scenario_next(o, &sc, &seed_state, &key);
         ks_buf_reset(&b);
-        ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, stamp);
+        ks_gen_event(&b, o->seed, i, key, bad ? (int)(malformed % 4) + 1 : 0, kind, stamp);
         malformed += bad;
+        /* the chargeback feed: attacks, and a little fraud nothing shows (drawn
+         * whether or not labels are written, so --labels changes no event) */
+        int y = kind == KS_GEN_ATTACK;
+        if (o->fraud > 0 && unit(&seed_state) < 0.002)
+            y = 1;
+        if (labels && !bad)
+            fprintf(labels, "{\"id\":\"e%llu\",\"label\":%d}\n", (unsigned long long)i, y);
         if (out) {
             fwrite(b.data, 1, b.len, out);
             fputc('\n', out);
@@ -404,6 +536,10 @@ done:;
             (unsigned long long)late_max, (unsigned long long)queue_full, (long long)tick_us,
             cpu_seconds() - cpu0,
             (long long)first_stamp, (long long)last_stamp);
+    if (labels && fclose(labels) != 0) {
+        fprintf(stderr, "kscore gen: error writing %s\n", o->labels_path);
+        rc = KS_EXIT_RUNTIME;
+    }
     if (rkt)
         rd_kafka_topic_destroy(rkt);
     if (rk)

@@ -1,6 +1,6 @@
 /*
- * main.c - the `kscore` command: run, predict, validate, deploy, deployments,
- * model, version.
+ * main.c - the `kscore` command: run, predict, features, validate, deploy,
+ * deployments, model, version.
  * Uses only the public header and the tools of cli/cli.h. Exit codes: 0 ok, 1 runtime failure, 2 bad
  * usage or config (see kscore.h).
  */
@@ -23,6 +23,10 @@ static void usage(FILE *out)
             "  kscore predict  -c pipeline.yaml [--set ...] [--lookup NAME=snapshot.jsonl] < events.jsonl > predictions.jsonl\n"
             "                  the same decode/features/model/encode path, offline;\n"
             "                  dead letters go to stderr as JSON lines\n"
+            "  kscore features -c pipeline.yaml [--set ...] [--lookup NAME=snapshot.jsonl] < history.jsonl > features.csv\n"
+            "                  point-in-time feature rows for training sets, through the same\n"
+            "                  decode/lookups/windows/features path (no model needed): a header,\n"
+            "                  then id (output.id_field), line, and every feature column in order\n"
             "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
             "                                          (--online: and that the topics exist)\n"
             "  kscore deploy   -c pipeline.yaml [--model m.json] --version V\n"
@@ -41,7 +45,8 @@ static void usage(FILE *out)
             "                  (default OUT: FILE.reference.json, read with the model)\n"
             "  kscore gen --topic T [--brokers B] [--count N | --duration S] [--rate R]\n"
             "             [--poisson] [--keys K] [--zipf S] [--malformed F] [--seed N]\n"
-            "             [--start N] [--stdout]   open-loop fraud-example event generator\n"
+            "             [--start N] [--stdout] [--fraud F] [--labels FILE] [--profiles FILE]\n"
+            "                  open-loop fraud-example event generator\n"
             "  kscore config-reference [--markdown]                     every config key\n"
             "  kscore version\n\n"
             "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or model.\n",
@@ -161,8 +166,10 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         rc = KS_EXIT_USAGE;
         goto out;
     }
+    int features = !strcmp(cmd, "features");
     if (ks_config_load(a.config, a.sets, a.n_sets, &cfg, err, sizeof(err)) ||
-        ks_pipeline_new(cfg, &p, err, sizeof(err))) {
+        (features ? ks_pipeline_new_features(cfg, &p, err, sizeof(err))
+                  : ks_pipeline_new(cfg, &p, err, sizeof(err)))) {
         fprintf(stderr, "kscore: %s\n", err);
         rc = KS_EXIT_USAGE;
         goto out;
@@ -182,6 +189,8 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
         }
     } else if (!strcmp(cmd, "predict")) {
         rc = ks_pipeline_predict_stream(p, stdin, stdout, stderr);
+    } else if (features) {
+        rc = ks_pipeline_features_stream(p, stdin, stdout, stderr);
     } else {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -245,6 +254,15 @@ static int cmd_gen(int argc, char **argv)
                    "  --start N          first event number (ids e<N>, e<N+1>, ...)\n"
                    "  --tick-us T        with --rate, wake at most every T us and send what\n"
                    "                     is due (default 200; 0 = wake for every event)\n"
+                   "  --fraud F          the fraud scenario of examples/fraud: a merchant_id,\n"
+                   "                     amounts around each user's usual, and card-testing\n"
+                   "                     bursts starting at an event with probability F times\n"
+                   "                     the user's risk (new account, past chargebacks)\n"
+                   "  --labels FILE      the label of every well-formed event, JSON lines\n"
+                   "                     {\"id\",\"label\"} (1 = an attack's transaction)\n"
+                   "  --profiles FILE    the profiles of users u0..u(K-1) as a lookup snapshot\n"
+                   "                     ({\"key\":\"features:uN\",\"value\":{...}} lines); alone\n"
+                   "                     (no --count/--duration), writes only these\n"
                    "  -X key=value       librdkafka producer property, e.g. -X linger.ms=1\n\n"
                    "Each event carries sent_at_us, its intended send time (epoch us). A JSON\n"
                    "summary goes to stderr (sent, acked, rate, send lateness, CPU).\n");
@@ -290,6 +308,12 @@ static int cmd_gen(int argc, char **argv)
             o.seed = strtoull(v, &end, 10);
         else if (!strcmp(a, "--tick-us"))
             o.tick_us = strtod(v, &end);
+        else if (!strcmp(a, "--fraud"))
+            o.fraud = strtod(v, &end);
+        else if (!strcmp(a, "--labels"))
+            o.labels_path = v;
+        else if (!strcmp(a, "--profiles"))
+            o.profiles_path = v;
         else
             goto bad;
         if (end && (*end || end == v))
@@ -299,7 +323,7 @@ static int cmd_gen(int argc, char **argv)
         fprintf(stderr, "kscore gen: bad argument '%s' (see kscore gen --help)\n", a);
         goto out;
     }
-    if (!o.count && o.duration_s <= 0) {
+    if (!o.count && o.duration_s <= 0 && !o.profiles_path) {
         fprintf(stderr, "kscore gen: give --count N or --duration SECONDS\n");
         goto out;
     }
@@ -332,7 +356,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "gen"))
         return cmd_gen(argc - 2, argv + 2);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "validate") ||
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "predict") || !strcmp(cmd, "features") ||
+        !strcmp(cmd, "validate") ||
         !strcmp(cmd, "deploy") || !strcmp(cmd, "deployments"))
         return cmd_pipeline(cmd, argc - 2, argv + 2);
     if (!strcmp(cmd, "model") && argc == 4 && !strcmp(argv[2], "info"))

@@ -74,8 +74,9 @@ static const ks_config_key_t config_keys[] = {
      "delivery: exactly_once, how long a transaction collects outputs before it commits."},
     {"shutdown.timeout_ms", KS_CONF_INT, KS_CONF_OFF(shutdown_timeout_ms), KS_CONF_NOHAS, 0, "10000", 0, 600000, NULL,
      "On SIGTERM, how long to wait for in-flight outputs to be acknowledged."},
-    {"model.path", KS_CONF_STRING, KS_CONF_OFF(model_path), KS_CONF_NOHAS, 1, NULL, 0, 0, NULL,
-     "Model file (kscore JSON, XGBoost JSON or LightGBM text), relative to the config file."},
+    {"model.path", KS_CONF_STRING, KS_CONF_OFF(model_path), KS_CONF_NOHAS, 0, NULL, 0, 0, NULL,
+     "Model file (kscore JSON, XGBoost JSON or LightGBM text), relative to the config file. "
+     "Required by every command but `kscore features`, which computes features only."},
     {"model.watch_interval_ms", KS_CONF_INT, KS_CONF_OFF(model_watch_interval_ms), KS_CONF_NOHAS, 0, "1000", 0,
      3600000, NULL,
      "How often to check model.path for a new file to hot-swap in (0 = only on SIGHUP). "
@@ -467,9 +468,11 @@ static int config_load(const char *path, const char *text, size_t len, const cha
     if ((rc = ks_node_check_unused(cfg->root, errbuf, errsize)))
         goto out;
 
-    char *mp = resolve_relative(cfg->path, cfg->model_path);
-    free(cfg->model_path);
-    cfg->model_path = mp;
+    if (cfg->model_path) {
+        char *mp = resolve_relative(cfg->path, cfg->model_path);
+        free(cfg->model_path);
+        cfg->model_path = mp;
+    }
     ks_log_set_level((ks_log_level_t)ks_log_level_parse(cfg->log_level));
     ks_log_set_format((ks_log_format_t)ks_log_format_parse(cfg->log_format));
 out:

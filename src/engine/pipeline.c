@@ -266,12 +266,16 @@ out:
     return rc;
 }
 
-int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize)
+/* Builds the pipeline; features_only: the stages up to features, no model
+ * (model.path may then be absent, and is not read when present). */
+static int pipeline_new(const ks_config_t *cfg, int features_only, ks_pipeline_t **out,
+                        char *errbuf, size_t errsize)
 {
-    int rc;
+    int rc = KS_OK;
     ks_model_t *m = NULL;
     ks_pipeline_t *p = ks_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
+    p->features_only = features_only;
     p->id_field = -1;
     atomic_init(&p->fatal, 0);
     pthread_mutex_init(&p->serving_lock, NULL);
@@ -280,6 +284,13 @@ int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, s
     p->recent = ks_xcalloc(KS_RECENT_ROWS * (p->n_cols ? p->n_cols : 1), sizeof(double));
     ks_engine_metrics_init(&p->metrics);
 
+    if (features_only)
+        goto stages;
+    if (!cfg->model_path) {
+        rc = ks_err(errbuf, errsize, KS_EINVAL, "%s: missing required key 'model.path' (the "
+                    "model file; only `kscore features` runs without one)", cfg->path);
+        goto out;
+    }
     if ((rc = ks_model_load_file(cfg->model_path, &m, errbuf, errsize)))
         goto out;
     if ((rc = ks_serving_new(p, m, &p->serving, NULL, errbuf, errsize))) {
@@ -289,6 +300,7 @@ int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, s
     ks_engine_metrics_model_info(&p->metrics, m);
     if (cfg->deployments_topic && (rc = ks_deployments_new(p, errbuf, errsize)))
         goto out;
+stages:
     if ((rc = ks_stages_new(p, &p->stages, errbuf, errsize)))
         goto out;
     p->metrics.produce_ack = ks_engine_metrics_stage(&p->metrics, "produce_ack");
@@ -305,6 +317,17 @@ out:
     }
     *out = p;
     return rc;
+}
+
+int ks_pipeline_new(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf, size_t errsize)
+{
+    return pipeline_new(cfg, 0, out, errbuf, errsize);
+}
+
+int ks_pipeline_new_features(const ks_config_t *cfg, ks_pipeline_t **out, char *errbuf,
+                             size_t errsize)
+{
+    return pipeline_new(cfg, 1, out, errbuf, errsize);
 }
 
 void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
@@ -458,8 +481,13 @@ int ks_pipeline_run(ks_pipeline_t *p)
     return rc;
 }
 
-/* Offline: batches of JSON lines through the same stages. */
-int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
+/* Offline: batches of JSON lines through the same stages. Each good row
+ * goes to emit(ctx, batch, row, out, buf); each failed one to `dlq` as a
+ * JSON line with its error. */
+typedef void (*emit_fn)(ks_pipeline_t *p, ks_batch_t *b, size_t i, ks_buf_t *buf);
+
+static int offline_run(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq, emit_fn emit,
+                       const char *what)
 {
     char err[512];
     ks_batch_t b;
@@ -469,7 +497,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
     size_t batch = (size_t)p->cfg->batch_max_size;
     char **lines = ks_xcalloc(batch, sizeof(char *));
     size_t *caps = ks_xcalloc(batch, sizeof(size_t));
-    ks_buf_t dl = {0};
+    ks_buf_t dl = {0}, rec = {0};
 
     ks_batch_init(&b, p->cfg->schema->n_fields, p->n_cols);
     ks_batch_reset(&b, batch);
@@ -512,6 +540,7 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
             ks_batch_reset(&b, n);
             ks_stage_runner_run(runner, &b);
         }
+        ks_buf_reset(&rec);
         for (size_t i = 0; i < n; i++) {
             if (!ks_batch_ok(&b, i)) {
                 ks_buf_reset(&dl);
@@ -526,15 +555,13 @@ int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
                 fwrite(dl.data, 1, dl.len, dlq);
                 continue;
             }
-            size_t len;
-            const char *rec = ks_batch_record(&b, i, &len);
-            fwrite(rec, 1, len, out);
-            fputc('\n', out);
+            emit(p, &b, i, &rec);
         }
+        fwrite(rec.data, 1, rec.len, out);
         ks_batch_release_models(&b);
     }
     if (fflush(out) != 0 || ferror(out)) {
-        fprintf(stderr, "kscore: error writing predictions\n");
+        fprintf(stderr, "kscore: error writing %s\n", what);
         rc = KS_EXIT_RUNTIME;
     }
 out:
@@ -545,7 +572,72 @@ out:
     free(lines);
     free(caps);
     ks_buf_free(&dl);
+    ks_buf_free(&rec);
     return rc;
+}
+
+static void emit_record(ks_pipeline_t *p, ks_batch_t *b, size_t i, ks_buf_t *buf)
+{
+    (void)p;
+    size_t len;
+    const char *rec = ks_batch_record(b, i, &len);
+    ks_buf_append(buf, rec, len);
+    ks_buf_putc(buf, '\n');
+}
+
+int ks_pipeline_predict_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
+{
+    return offline_run(p, in, out, dlq, emit_record, "predictions");
+}
+
+/* A feature value as a CSV cell: empty when missing (NaN), otherwise the
+ * number exactly as output.include_features writes it. */
+static void put_csv_number(ks_buf_t *buf, double v)
+{
+    if (isnan(v))
+        return;
+    if (isinf(v))
+        ks_buf_puts(buf, v > 0 ? "inf" : "-inf");
+    else
+        ks_buf_json_double(buf, v);
+}
+
+static void emit_feature_row(ks_pipeline_t *p, ks_batch_t *b, size_t i, ks_buf_t *buf)
+{
+    if (p->id_field >= 0) {
+        const ks_value_t *id = &ks_batch_row(b, i)[p->id_field];
+        if (id->type == KS_VAL_STR)
+            ks_buf_csv_field(buf, id->str, id->len);
+        else if (id->type == KS_VAL_NUM)
+            put_csv_number(buf, id->num);
+        else if (id->type == KS_VAL_BOOL)
+            ks_buf_puts(buf, id->b ? "true" : "false");
+        ks_buf_putc(buf, ',');
+    }
+    ks_buf_printf(buf, "%lld", (long long)b->ev[i].offset);
+    const double *row = b->F + b->good_row[i] * b->n_cols;
+    for (size_t c = 0; c < b->n_cols; c++) {
+        ks_buf_putc(buf, ',');
+        put_csv_number(buf, row[c]);
+    }
+    ks_buf_putc(buf, '\n');
+}
+
+int ks_pipeline_features_stream(ks_pipeline_t *p, FILE *in, FILE *out, FILE *dlq)
+{
+    ks_buf_t head = {0};
+    if (p->id_field >= 0)
+        ks_buf_puts(&head, "id,");
+    ks_buf_puts(&head, "line");
+    for (size_t c = 0; c < p->n_cols; c++) {
+        const char *name = ks_features_name(p->cfg->features, c);
+        ks_buf_putc(&head, ',');
+        ks_buf_csv_field(&head, name, strlen(name));
+    }
+    ks_buf_putc(&head, '\n');
+    fwrite(head.data, 1, head.len, out);
+    ks_buf_free(&head);
+    return offline_run(p, in, out, dlq, emit_feature_row, "feature rows");
 }
 
 int ks_pipeline_free(ks_pipeline_t *p)

@@ -93,6 +93,8 @@ struct ks_pipeline {
     size_t n_recent, recent_pos;
     atomic_int reload_requested; /* SIGHUP */
     size_t n_cols;             /* feature columns computed by the features */
+    int features_only;         /* ks_pipeline_new_features: the stages up to features,
+                                  no model (serving and routing stay NULL) */
     int id_field;              /* schema index of output.id_field, or -1 */
     int *carry;                /* schema indexes of output.carry_fields */
     size_t n_carry;

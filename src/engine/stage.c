@@ -5,7 +5,8 @@
  * `configure` leaves no config (its section is absent) is not part of the
  * pipeline; the rest are instantiated once per pipeline (init) and once per
  * thread (thread_init), and each batch goes through them in order, each
- * timed into kscore_stage_duration_seconds{stage="<name>"}.
+ * timed into kscore_stage_duration_seconds{stage="<name>"}. A features-only
+ * pipeline (ks_pipeline_new_features) stops after the features stage.
  */
 #include "engine/stage.h"
 #include "base/common.h"
@@ -64,6 +65,8 @@ int ks_stages_new(struct ks_pipeline *p, ks_stages_t **out, char *errbuf, size_t
         if (t->init && (rc = t->init(p, conf, &s->ctx, errbuf, errsize)))
             goto out;
         st->n++;
+        if (p->features_only && t == &ks_stage_features)
+            break; /* `kscore features`: nothing after the features */
     }
 out:
     if (rc) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kscore backtest: replays 10,000 fraud-example events through the example
+# kscore backtest: replays 10,000 fraud-example events through the basic example
 # pipeline's model and a candidate, joins labels (with a duplicate, an
 # unreadable line and an unknown id thrown in), and the report's AUC, log
 # loss, Brier score, precision and recall equal scikit-learn's on the same
@@ -22,9 +22,9 @@ jq -r '[.id, .amount, .payment.country, .n_tx_24h] | @tsv' "$T/events.jsonl" |
           printf "{\"id\":\"%s\",\"label\":%d}\n", $1, rand() < 1 / (1 + exp(-z)) }' >"$T/labels.jsonl"
 { echo '{"id":"e5","label":1}'; echo 'not json'; echo '{"id":"nobody","label":1}'; } >>"$T/labels.jsonl"
 jq '.linear.coef[0] |= map(. * 0.7) | .version = "fraud-lr-candidate"' \
-    "$ROOT/examples/fraud/model.json" >"$T/candidate.json"
+    "$ROOT/examples/basic/model.json" >"$T/candidate.json"
 
-"$KS" backtest -c "$ROOT/examples/fraud/pipeline.yaml" --events "$T/events.jsonl" \
+"$KS" backtest -c "$ROOT/examples/basic/pipeline.yaml" --events "$T/events.jsonl" \
     --labels "$T/labels.jsonl" --model "$T/candidate.json" --out "$T/out" ||
     fail "kscore backtest exited $?"
 for p in roc calibration scores; do
@@ -57,6 +57,6 @@ assert m["models"][0]["agreement"] == 1.0 and m["models"][1]["agreement"] < 1.0
 sys.exit(1 if bad else 0)
 PY
 # a bad invocation is a usage error
-"$KS" backtest -c "$ROOT/examples/fraud/pipeline.yaml" --events "$T/events.jsonl" 2>"$T/err"
+"$KS" backtest -c "$ROOT/examples/basic/pipeline.yaml" --events "$T/events.jsonl" 2>"$T/err"
 [ $? = 2 ] && grep -q "usage: kscore backtest" "$T/err" || fail "missing --labels/--out is not exit 2"
 echo "ok: backtest metrics equal scikit-learn's"

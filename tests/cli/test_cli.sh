@@ -5,7 +5,7 @@
 set -euo pipefail
 KS=${KSCORE_BIN:?}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-EX=$ROOT/examples/fraud/pipeline.yaml
+EX=$ROOT/examples/basic/pipeline.yaml
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
@@ -29,13 +29,13 @@ expect 2 "missing -c" -- "$KS" run
 expect 2 "cannot open" -- "$KS" validate -c "$T/none.yaml"
 expect 0 "is valid" -- "$KS" validate -c "$EX"
 expect 2 "batch.max_size: expected an integer" -- "$KS" validate -c "$EX" --set batch.max_size=x
-sed 's/max_wait_ms: 5/max_wait_ms: 5\n  colour: red/' "$EX" >"$ROOT/examples/fraud/.test-bad.yaml"
-expect 2 ".test-bad.yaml:[0-9]*: unknown key 'batch.colour'" -- "$KS" validate -c "$ROOT/examples/fraud/.test-bad.yaml"
-rm -f "$ROOT/examples/fraud/.test-bad.yaml"
+sed 's/max_wait_ms: 5/max_wait_ms: 5\n  colour: red/' "$EX" >"$ROOT/examples/basic/.test-bad.yaml"
+expect 2 ".test-bad.yaml:[0-9]*: unknown key 'batch.colour'" -- "$KS" validate -c "$ROOT/examples/basic/.test-bad.yaml"
+rm -f "$ROOT/examples/basic/.test-bad.yaml"
 echo '{"format": "kscore-model"' >"$T/bad.json"
 expect 2 "bad.json" -- "$KS" validate -c "$EX" --set "model.path=$T/bad.json"
 expect 2 "bad.json" -- "$KS" model info "$T/bad.json"
-expect 0 "version: fraud-lr-1" -- "$KS" model info "$ROOT/examples/fraud/model.json"
+expect 0 "version: fraud-lr-1" -- "$KS" model info "$ROOT/examples/basic/model.json"
 # model reference: the sidecar next to the model, read back with it
 cp "$ROOT/tests/quality/fixtures/model.json" "$T/drift.json"
 expect 0 "wrote .*drift.json.reference.json (4000 rows, 3 features, score)" -- \
@@ -94,11 +94,11 @@ compact_check() { # compact_check NAME CONFIG MEMBER
 }
 compact_check binary "$EX" score
 jq '.task = "regression" | del(.classes) | .linear.link = "identity" | .version = "reg-1"' \
-    "$ROOT/examples/fraud/model.json" >"$T/reg.json"
+    "$ROOT/examples/basic/model.json" >"$T/reg.json"
 jq '.classes = ["low", "mid", "high"] | .version = "three-1" | .linear.link = "softmax"
     | .linear.intercept = [0, 0.1, -0.1]
     | .linear.coef = [.linear.coef[0], (.linear.coef[0] | map(-.)), (.linear.coef[0] | map(. / 2))]' \
-    "$ROOT/examples/fraud/model.json" >"$T/three.json"
+    "$ROOT/examples/basic/model.json" >"$T/three.json"
 for m in reg three; do
     sed -e '/threshold:/d' -e "s#path: model.json#path: $T/$m.json#" "$EX" >"$T/$m.yaml"
 done

@@ -34,7 +34,7 @@ for f in "$CORPUS"/windows_bad_*.yaml; do
 done
 [ "$n" -ge 20 ] || bad "only $n malformed window configs in $CORPUS"
 
-cp examples/fraud/model.json "$WORK/"
+cp examples/basic/model.json "$WORK/"
 python3 - "$CORPUS/windows.yaml" "$WORK" <<'PY'
 import random, sys
 src = open(sys.argv[1]).read().splitlines(keepends=True)

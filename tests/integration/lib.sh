@@ -175,7 +175,7 @@ group_lag() {
 }
 
 # pipeline_config OUT IN_TOPIC OUT_TOPIC DLQ_TOPIC GROUP [extra --set ...]:
-# the fraud example's pipeline pointed at test topics, as --set arguments.
+# the basic example's pipeline pointed at test topics, as --set arguments.
 # The metrics endpoint binds an ephemeral port so that several instances (and
 # other runs on the machine) never collide; a later --set overrides it.
 ks_sets() {
@@ -183,7 +183,7 @@ ks_sets() {
          --set "output.topic=$2" --set "dead_letter.topic=$3" --set "input.group_id=$4" \
          --set "metrics.listen=127.0.0.1:0"
 }
-EXAMPLE=$ROOT/examples/fraud/pipeline.yaml
+EXAMPLE=$ROOT/examples/basic/pipeline.yaml
 
 # ---- window features (issue 9) -------------------------------------------
 
@@ -193,7 +193,7 @@ EXAMPLE=$ROOT/examples/fraud/pipeline.yaml
 # copied next to OUT.
 WINDOW_FEATS='tx_count_1h avg_amount_1h unique_merchants_1h secs_since_last max_amount_24h'
 windows_pipeline() {
-    cp "$ROOT/examples/fraud/model.json" "$(dirname "$1")/"
+    cp "$ROOT/examples/basic/model.json" "$(dirname "$1")/"
     python3 - "$EXAMPLE" "$1" <<'PY' || fail "windows_pipeline: cannot write $1"
 import sys
 s = open(sys.argv[1]).read()
@@ -372,26 +372,27 @@ redis_kill() {
 # rcli ARGS... : redis-cli against our server.
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+# snapshot_load FILE : SETs every key of a lookup snapshot (JSON lines
+# {"key", "value"}, e.g. `kscore gen --profiles`) in our Redis, through
+# scripts/redis load (the one loader, also the demo's).
+snapshot_load() {
+    KSCORE_REDIS_PORT=$REDIS_PORT KSCORE_REDIS_DIR=$WORK/redis "$ROOT/scripts/redis" load "$1" \
+        2>>"$WORK/redis-load.log" || fail "loading $1 into Redis failed: $(tail -1 "$WORK/redis-load.log")"
+}
+
 # profiles_load N : SETs features:u0..u(N-1) to a JSON profile derived from the
-# user number (one pipelined redis-cli --pipe); profile_of U prints it.
+# user number; profile_of U prints it.
 profile_of() { printf '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' $(($1 % 97)) $(($1 % 1000)) $(($1 % 7)); }
 profiles_load() {
-    python3 - "$1" <<'PY' | rcli --pipe >"$WORK/redis-load.log" 2>&1 || fail "loading profiles into Redis failed"
-import sys
-out = sys.stdout
-def cmd(*a):
-    out.write("*%d\r\n" % len(a))
-    for x in a:
-        b = x.encode()
-        out.write("$%d\r\n" % len(b)); out.write(x + "\r\n")
-for u in range(int(sys.argv[1])):
-    cmd("SET", "features:u%d" % u,
-        '{"tx_count_1h": %d, "avg_amount_1h": %d.25, "segment": "seg%d"}' % (u % 97, u % 1000, u % 7))
-PY
+    local u
+    for ((u = 0; u < $1; u++)); do
+        printf '{"key": "features:u%d", "value": ' "$u"; profile_of "$u"; printf '}\n'
+    done >"$WORK/profiles.jsonl"
+    snapshot_load "$WORK/profiles.jsonl"
     [ "$(rcli dbsize)" -ge "$1" ] || fail "Redis holds $(rcli dbsize) keys, expected $1"
 }
 
-# lookup_pipeline FILE URL [REQUIRED] [TTL_MS] : the fraud example with a
+# lookup_pipeline FILE URL [REQUIRED] [TTL_MS] : the basic example with a
 # `profile` lookup of features:{user_id} (3 fields with defaults -1, -2,
 # "unknown") whose values are carried to every output record as
 # "profile.tx_count_1h", "profile.avg_amount_1h", "profile.segment".
@@ -399,7 +400,7 @@ PY
 # they share may stall a round trip well past the usual 20 ms (a dead Redis
 # refuses connections at once, so outages are still seen at once).
 lookup_pipeline() {
-    sed -e "s|^  path: model.json|  path: $ROOT/examples/fraud/model.json|" \
+    sed -e "s|^  path: model.json|  path: $ROOT/examples/basic/model.json|" \
         -e 's|^  carry_fields: \[user_id, amount\]|  carry_fields: [user_id, amount, profile.tx_count_1h, profile.avg_amount_1h, profile.segment]|' \
         "$EXAMPLE" >"$1"
     grep -q 'profile.segment' "$1" || fail "lookup_pipeline: the example's output section changed"
@@ -432,6 +433,39 @@ check_profiles() {
             u = substr($1, 2) + 0
             if ($2 != u % 97 || $3 != (u % 1000) + 0.25 || $4 != "seg" (u % 7)) w++
         } END { print n + 0, d + 0, w + 0 }'
+}
+
+# check_snapshot_values RECORDS SNAPSHOT NAME FIELD=DEFAULT... : every output
+# record's carried "NAME.FIELD" equals the value the snapshot (Redis's
+# content, JSON lines {"key": "features:<user_id>", "value": {...}}) holds for
+# its user, or FIELD's DEFAULT (null: none) when the user has no profile or
+# the record says "degraded": [NAME]; prints "<records> <degraded> <wrong>".
+check_snapshot_values() {
+    python3 - "$@" <<'PY'
+import json, sys
+recs, snap, name, specs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+dflt = {f: json.loads(d) for f, d in (x.split("=", 1) for x in specs)}
+prof = {}
+for line in open(snap):
+    r = json.loads(line)
+    prof[r["key"]] = r["value"]
+n = deg = wrong = 0
+for line in open(recs):
+    rec = json.loads(line)
+    n += 1
+    p = prof.get("features:" + rec["user_id"])
+    if name in rec.get("degraded", []):
+        deg += 1
+        p = None
+    for f, d in dflt.items():
+        want = d if p is None else p.get(f, d)
+        if rec.get(name + "." + f) != want:
+            wrong += 1
+            if wrong <= 3:
+                print(f"{rec['id']}: {name}.{f} = {rec.get(name + '.' + f)!r}, expected {want!r}", file=sys.stderr)
+            break
+print(n, deg, wrong)
+PY
 }
 
 # wait_log FILE PATTERN TIMEOUT_S [COUNT] : until FILE has COUNT (default 1)

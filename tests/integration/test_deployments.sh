@@ -21,8 +21,8 @@ DEP=$(topic deployments 1); STATUS=$(topic deploy-status 1); SHADOW=$(topic shad
 "$ROOT/scripts/kafka" run-class org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" \
     --alter --topic "$DEP" --config cleanup.policy=compact >/dev/null 2>&1 || true
 cp "$EXAMPLE" "$WORK/pipeline.yaml"
-cp "$ROOT/examples/fraud/model.json" "$WORK/model.json"
-M=$ROOT/examples/fraud/model.json
+cp "$ROOT/examples/basic/model.json" "$WORK/model.json"
+M=$ROOT/examples/basic/model.json
 jq -c '.version = "v2" | .linear.intercept[0] += 0.75' "$M" >"$WORK/v2.json"
 jq -c '.version = "v3" | .linear.coef[0][0] = 1e300 | .linear.coef[0][2] = -1e300' "$M" >"$WORK/v3.json"
 jq -c '.version = "nan" | .preprocess[0].scale = [range(16) | 0]' "$M" >"$WORK/nan.json"

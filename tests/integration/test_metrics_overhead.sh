@@ -58,7 +58,7 @@ log "both binaries: $(wc -l <"$WORK/on.jsonl") predictions, $(wc -l <"$WORK/on-d
 
 {
     echo "$("$KSCORE" version 2>/dev/null | head -1), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "events: $N from kscore gen --stdout --seed 7 --malformed 0.01, config examples/fraud/pipeline.yaml"
+    echo "events: $N from kscore gen --stdout --seed 7 --malformed 0.01, config examples/basic/pipeline.yaml"
 } >"$RESULT"
 
 instr_pct=""

@@ -10,7 +10,7 @@ require_broker
 RATE=${KSCORE_TEST_RATE:-3000}; SECS=20; N=$((RATE * SECS))
 IN=$(topic tx 4); OUT=$(topic scores 4); DLQ=$(topic dlq 1)
 cp "$EXAMPLE" "$WORK/pipeline.yaml"
-cp "$ROOT/examples/fraud/model.json" "$WORK/model.json"
+cp "$ROOT/examples/basic/model.json" "$WORK/model.json"
 V1=$(jq -r .version "$WORK/model.json")
 jq -c '.version = "hot-v2" | .linear.intercept[0] += 1.5' "$WORK/model.json" >"$WORK/v2.json"
 jq -c '.version = "hot-bad" | .feature_names[0] = "no_such_feature"' "$WORK/model.json" >"$WORK/misfit.json"
@@ -55,7 +55,7 @@ ks_stop "$KS_PID" TERM; rc=$KS_RC
 # Each record equals offline predict with the model version it names.
 consume "$OUT" "$WORK/online.jsonl"
 "$KSCORE" gen --stdout --count "$N" --rate 0 --seed 21 2>/dev/null >"$WORK/events.jsonl"
-cp "$ROOT/examples/fraud/model.json" "$WORK/model.json"
+cp "$ROOT/examples/basic/model.json" "$WORK/model.json"
 "$KSCORE" predict -c "$WORK/pipeline.yaml" <"$WORK/events.jsonl" 2>/dev/null >"$WORK/off-v1.jsonl"
 cp "$WORK/v2.json" "$WORK/model.json"
 "$KSCORE" predict -c "$WORK/pipeline.yaml" <"$WORK/events.jsonl" 2>/dev/null >"$WORK/off-v2.jsonl"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Window state survives crashes and rebalances: the fraud example with the
+# Window state survives crashes and rebalances: the basic example with the
 # issue's window features (per user: count, avg, distinct merchants over 1h,
 # seconds since the previous event, max over 24h) and
 # output.include_features, on a 4-partition topic keyed by user.

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 require_broker
 IN=$(topic wktx 4); OUT=$(topic wkout 4); DLQ=$(topic wkdlq 1); GROUP=g-wkey-$RUN_ID
-cp "$ROOT/examples/fraud/model.json" "$WORK/"
+cp "$ROOT/examples/basic/model.json" "$WORK/"
 python3 - "$EXAMPLE" "$WORK/pipeline.yaml" <<'PY'
 import sys
 s = open(sys.argv[1]).read().replace("features:\n", """windows: {time: ts}

@@ -328,7 +328,7 @@ static void test_pipeline(void)
     size_t len;
     snprintf(dir, sizeof(dir), "/tmp/kscore-test-deploy-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    char *model = slurp("examples/fraud/model.json", &len);
+    char *model = slurp("examples/basic/model.json", &len);
     CHECK(model != NULL);
     if (!model)
         return;
@@ -365,7 +365,7 @@ static void test_pipeline(void)
                           "guard.min_events=100"};
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
-    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 5, &cfg, err, sizeof(err)) == 0,
+    CHECK_MSG(ks_config_load("examples/basic/pipeline.yaml", sets, 5, &cfg, err, sizeof(err)) == 0,
               "%s", err);
     CHECK_MSG(ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0, "%s", err);
     if (!p)

@@ -1,7 +1,7 @@
 /*
  * test_http.c - the metrics/health/status endpoint (obs/http.c) and the
  * librdkafka statistics collector (obs/kafka_stats.c), without a broker: a
- * real pipeline object built from the fraud example, a real server on a
+ * real pipeline object built from the basic example, a real server on a
  * free loopback port, plain HTTP/1.0 requests over a socket.
  */
 #include "base/common.h"
@@ -281,7 +281,7 @@ static void test_server(void)
     ks_http_t *h = NULL, *h2 = NULL;
     ks_kstats_t *ks = NULL;
     const char *sets[] = {"metrics.listen=127.0.0.1:0"};
-    CHECK_MSG(ks_config_load("examples/fraud/pipeline.yaml", sets, 1, &cfg, err, sizeof(err)) == 0,
+    CHECK_MSG(ks_config_load("examples/basic/pipeline.yaml", sets, 1, &cfg, err, sizeof(err)) == 0,
               "%s", err);
     CHECK_MSG(ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0, "%s", err);
     if (!p)

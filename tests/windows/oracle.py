@@ -5,6 +5,17 @@ the definition in docs/windows.md (issue 9), not from the C code.
     oracle.py gen N KEYS SEED events.tsv     deterministic events
     oracle.py config                         the pipeline YAML the features use
     oracle.py expect events.tsv expected.tsv the features of every event
+    oracle.py jsonl events.tsv               the events as kscore's JSON lines
+                                             (id = offset, ts = t_ms)
+    oracle.py check events.jsonl ACTUAL FEATURE...
+        kscore's window features of events.jsonl (JSON lines with id,
+        user_id, merchant_id, ts as epoch ms or ISO-8601, amount) against
+        this oracle, by id: ACTUAL is `kscore features` CSV or output records
+        with "features" (JSON lines); each FEATURE names a column of FEATURES
+        (the same definition in the pipeline; FEATURE:D when the pipeline
+        gives it `default: D`). Counts, sums, distinct counts
+        and times must be identical, avg and stddev within 1e-12 relative;
+        events the oracle refuses must be absent. Exit 1 on a difference.
 
 events.tsv: offset, user, merchant ('' = missing), t_ms, amount ('' = missing).
 expected.tsv: offset, then one column per window feature: repr(float), '' for
@@ -197,6 +208,85 @@ def expect(events_path, out_path):
             stream = t if stream is None else max(stream, t)
             out.write(off + "\t" + "\t".join(cols) + "\n")
 
+def to_jsonl(events_path):
+    import json
+    for line in open(events_path):
+        off, user, merchant, t, amount = line.rstrip("\n").split("\t")
+        ev = {"id": off, "user_id": user, "ts": int(t)}
+        if merchant:
+            ev["merchant_id"] = merchant
+        if amount:
+            ev["amount"] = float(amount)
+        sys.stdout.write(json.dumps(ev) + "\n")
+
+def check(events_path, actual_path, names):
+    import csv, json, os, tempfile
+    from datetime import datetime
+    cols = [f[0] for f in FEATURES]
+    dflt = {}
+    for k, n in enumerate(names):           # NAME:DEFAULT, the feature's `default`
+        if ":" in n:
+            n, d = n.split(":", 1)
+            names[k], dflt[n] = n, d
+    for n in names:
+        if n not in cols:
+            sys.exit(f"oracle.py check: no feature {n!r} in FEATURES")
+    with tempfile.TemporaryDirectory() as tmp:
+        tsv, exp = os.path.join(tmp, "events.tsv"), os.path.join(tmp, "expected.tsv")
+        with open(tsv, "w") as out:
+            for line in open(events_path):
+                ev = json.loads(line)
+                t = ev["ts"]
+                if isinstance(t, str):
+                    t = round(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000)
+                a = ev.get("amount")
+                out.write(f"{ev['id']}\t{ev['user_id']}\t{ev.get('merchant_id') or ''}\t{int(t)}\t"
+                          f"{'' if a is None else repr(float(a))}\n")
+        expect(tsv, exp)
+        want = {}
+        for line in open(exp):
+            r = line.rstrip("\n").split("\t")
+            want[r[0]] = None if r[1] == "error" else dict(zip(cols, r[1:]))
+    have = {}
+    with open(actual_path) as f:
+        first = f.readline()
+        f.seek(0)
+        if first.startswith("{"):
+            for line in f:
+                rec = json.loads(line)
+                have[str(rec["id"])] = {n: rec["features"][n] for n in names}
+        else:
+            for row in csv.DictReader(f):
+                have[row["id"]] = {n: (None if row[n] == "" else float(row[n])) for n in names}
+    bad = 0
+    for i, w in want.items():
+        h = have.get(i)
+        if w is None or h is None:
+            if (w is None) != (h is None):
+                bad += 1
+                if bad <= 5:
+                    print(f"{i}: oracle {'refuses it' if w is None else 'has a row'}, kscore "
+                          f"{'has none' if h is None else 'has one'}", file=sys.stderr)
+            continue
+        for n in names:
+            ws, hv = w[n] or dflt.get(n, ""), h[n]
+            wv = None if ws == "" else float(ws)
+            agg = next(f[2] for f in FEATURES if f[0] == n)
+            if wv is None or hv is None:
+                ok = wv is None and hv is None
+            elif agg in ("avg", "stddev", "ewma"):
+                ok = abs(hv - wv) <= 1e-12 * abs(wv)
+            else:
+                ok = hv == wv
+            if not ok:
+                bad += 1
+                if bad <= 5:
+                    print(f"{i}: {n} oracle {wv!r}, kscore {hv!r}", file=sys.stderr)
+    extra = len(set(have) - set(want))
+    print(f"{len(want)} events, {sum(w is not None for w in want.values())} with features, "
+          f"{len(names)} features checked: {bad} differences, {extra} unknown ids")
+    sys.exit(1 if bad or extra else 0)
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "gen" and len(sys.argv) == 6:
@@ -205,6 +295,10 @@ def main():
         sys.stdout.write(config())
     elif cmd == "expect" and len(sys.argv) == 4:
         expect(sys.argv[2], sys.argv[3])
+    elif cmd == "jsonl" and len(sys.argv) == 3:
+        to_jsonl(sys.argv[2])
+    elif cmd == "check" and len(sys.argv) >= 5:
+        check(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         sys.exit(__doc__)
 

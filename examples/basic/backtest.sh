@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# examples/fraud/backtest.sh - a backtest of the fraud example, no broker needed:
+# examples/basic/backtest.sh - a backtest of the basic example, no broker needed:
 # generates a day of transactions (kscore gen), a labels stream for them (a
 # fraud rule plus noise: what the chargeback feed would deliver days later),
 # a candidate model (the example's with the amount weight halved), and runs
 #
-#   kscore backtest -c examples/fraud/pipeline.yaml --events events.jsonl \
+#   kscore backtest -c examples/basic/pipeline.yaml --events events.jsonl \
 #       --labels labels.jsonl --model candidate.json --out DIR
 #
-#   examples/fraud/backtest.sh [DIR]     (default: examples/fraud/backtest-out)
+#   examples/basic/backtest.sh [DIR]     (default: examples/basic/backtest-out)
 #
 # Needs jq, awk and gnuplot (scripts/deps). Open DIR/report.md.
 set -euo pipefail
