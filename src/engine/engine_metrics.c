@@ -52,6 +52,16 @@ void ks_engine_metrics_init(ks_engine_metrics_t *em)
     em->batch_size = ks_metrics_histogram0(
         ks_metrics_histogram("kscore_batch_size", "Events per micro-batch.", NULL,
                              ks_buckets_batch_size, ks_buckets_batch_size_n));
+    f = ks_metrics_histogram(
+        "kscore_batch_gap_seconds",
+        "Time between consecutive batches of a worker (one finished writing to the next), "
+        "model_swap=\"near\" when a model or routing swap fell in the gap or a neighbouring "
+        "one.",
+        "model_swap", ks_buckets_latency_seconds, ks_buckets_latency_seconds_n);
+    for (int near = 0; near < 2; near++) {
+        const char *v[] = {near ? "near" : "none"};
+        em->batch_gap[near] = ks_metrics_histogram_at(f, v);
+    }
     em->stage_family = ks_metrics_histogram(
         "kscore_stage_duration_seconds",
         "Time per micro-batch in each stage (produce_ack: per record, from produce to broker "
@@ -119,6 +129,21 @@ ks_histogram_t *ks_engine_metrics_stage(ks_engine_metrics_t *em, const char *nam
         em->n_timed++;
     }
     return h;
+}
+
+void ks_engine_metrics_gap_gauges(int worker, ks_gauge_t *max[2])
+{
+    char w[16];
+    snprintf(w, sizeof(w), "%d", worker);
+    ks_metric_family_t *f = ks_metrics_gauge(
+        "kscore_batch_gap_max_seconds",
+        "A worker's largest time between consecutive batches since start, by whether a model "
+        "swap was near (see kscore_batch_gap_seconds).",
+        "worker,model_swap");
+    for (int near = 0; near < 2; near++) {
+        const char *v[] = {w, near ? "near" : "none"};
+        max[near] = ks_metrics_gauge_at(f, v);
+    }
 }
 
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker)

@@ -26,6 +26,8 @@ typedef struct ks_engine_metrics {
     ks_counter_t *batches_held;       /* a stage held a batch (engine/stage.h) */
     ks_gauge_t *workers_holding;      /* workers paused on a held batch now */
     ks_histogram_t *batch_size;
+    ks_histogram_t *batch_gap[2];     /* kscore_batch_gap_seconds{model_swap}: [0] "none",
+                                         [1] "near" (a swap in the gap or a neighbour) */
     ks_metric_family_t *stage_family; /* kscore_stage_duration_seconds{stage} */
     ks_histogram_t *produce_ack;      /* stage="produce_ack": produce() to acknowledgement,
                                          per record */
@@ -46,6 +48,11 @@ void ks_engine_metrics_model_histograms(const ks_model_t *model, ks_histogram_t 
                                         ks_histogram_t **confidence);
 /* Marks `model` as the champion in service (kscore_model_info). */
 void ks_engine_metrics_model_info(ks_engine_metrics_t *em, const ks_model_t *model);
+
+/* A worker's largest gaps between consecutive batches since start,
+ * kscore_batch_gap_max_seconds{worker="N",model_swap}: max[0] "none",
+ * max[1] "near". Start-up only. */
+void ks_engine_metrics_gap_gauges(int worker, ks_gauge_t *max[2]);
 
 /* Per-worker producer queue depth gauge (label worker="N"). */
 ks_gauge_t *ks_engine_metrics_queue_gauge(int worker);

@@ -205,6 +205,7 @@ void ks_pipeline_set_routing(ks_pipeline_t *p, ks_routing_t *rt)
     ks_serving_t *old_sv = p->serving;
     p->routing = rt;
     p->serving = champion;
+    atomic_fetch_add_explicit(&p->model_swaps, 1, memory_order_relaxed);
     pthread_mutex_unlock(&p->serving_lock);
     if (old_sv != champion) {
         ks_engine_metrics_model_info(&p->metrics, champion->model);
@@ -253,6 +254,7 @@ int ks_pipeline_reload(ks_pipeline_t *p, char *errbuf, size_t errsize)
     pthread_mutex_lock(&p->serving_lock);
     ks_serving_t *old = p->serving;
     p->serving = sv;
+    atomic_fetch_add_explicit(&p->model_swaps, 1, memory_order_relaxed);
     pthread_mutex_unlock(&p->serving_lock);
     ks_info("model %s is in service (was %s)", sv->model->version, old->model->version);
     ks_serving_release(old);

@@ -92,6 +92,8 @@ struct ks_pipeline {
     double *recent;                /* deployed models (route stage fills it) */
     size_t n_recent, recent_pos;
     atomic_int reload_requested; /* SIGHUP */
+    atomic_uint model_swaps;   /* models or routings put in service after start-up
+                                  (workers tell gaps near a swap apart) */
     size_t n_cols;             /* feature columns computed by the features */
     int features_only;         /* ks_pipeline_new_features: the stages up to features,
                                   no model (serving and routing stay NULL) */

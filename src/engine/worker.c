@@ -133,6 +133,17 @@ typedef struct ks_worker {
     int64_t serve_now_ms;       /* wall clock when delivery reports are being served */
     int64_t serve_now_ns;       /* the same, monotonic */
     ks_gauge_t *queue_depth;
+    /* gaps between consecutive batches (batch_done): the last gap is
+     * recorded one batch later, once it is known whether a swap was in the
+     * gap after it */
+    int64_t last_done_ns;       /* 0 before the first batch */
+    unsigned swaps_seen;        /* p->model_swaps at the last batch's end */
+    int swap_in_last_gap;
+    int has_pending;
+    double pending_gap_s;
+    int pending_near;
+    double gap_max_s[2];
+    ks_gauge_t *gap_max[2];
     rd_kafka_topic_partition_list_t *assignment;
     int paused;
     long queue_max;             /* producer queue.buffering.max.messages */
@@ -610,6 +621,41 @@ static int write_row(ks_worker_t *w, size_t i)
     return rc;
 }
 
+/* Records one gap between consecutive batches: in kscore_batch_gap_seconds
+ * and, when it is this worker's largest, kscore_batch_gap_max_seconds. */
+static void record_gap(ks_worker_t *w, double gap_s, int near)
+{
+    ks_histogram_observe(w->p->metrics.batch_gap[near], gap_s);
+    if (gap_s > w->gap_max_s[near]) {
+        w->gap_max_s[near] = gap_s;
+        ks_gauge_set(w->gap_max[near], gap_s);
+    }
+}
+
+/* A batch is done (every row written): measures the gap since the previous
+ * one. A gap is "near" a swap when a model or routing swap (p->model_swaps)
+ * happened in it or in the gap before or after it: a swap between two
+ * batches shows in the gap it falls in (the old routing freed when its last
+ * batch is released, the new model's first, cold batch) and, when it lands
+ * while a batch takes its routing, in the next one. So a gap is recorded
+ * one batch late, and the last one never (shutdown is not a steady state).
+ * The time includes waiting for events: a quiet stream has long gaps, so
+ * compare gaps at a steady rate. One clock read per batch. */
+static void batch_done(ks_worker_t *w)
+{
+    int64_t now = ks_now_mono_ns();
+    unsigned swaps = atomic_load_explicit(&w->p->model_swaps, memory_order_relaxed);
+    int swapped = w->last_done_ns && swaps != w->swaps_seen;
+    w->swaps_seen = swaps;
+    if (w->has_pending)
+        record_gap(w, w->pending_gap_s, w->pending_near || swapped);
+    w->has_pending = w->last_done_ns != 0;
+    w->pending_gap_s = w->has_pending ? (double)(now - w->last_done_ns) / 1e9 : 0;
+    w->pending_near = swapped || w->swap_in_last_gap;
+    w->swap_in_last_gap = swapped;
+    w->last_done_ns = now;
+}
+
 /* Scores the gathered batch (once) and writes its rows from where the last
  * call stopped. Returns KS_OK when the batch is done, KS_SINK_QUEUE_FULL when
  * the producer queue is full (call again later: nothing is lost or
@@ -669,6 +715,7 @@ static int process_batch(ks_worker_t *w)
         }
     }
     batch_release(w);
+    batch_done(w);
     serve_producer(w, 0);
     return KS_OK;
 }
@@ -963,6 +1010,7 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     w->cap = (size_t)cfg->batch_max_size;
     w->passthrough = strcmp(cfg->mode, "passthrough") == 0;
     w->queue_depth = ks_engine_metrics_queue_gauge(id);
+    ks_engine_metrics_gap_gauges(id, w->gap_max);
     w->msgs = ks_xcalloc(w->cap, sizeof(*w->msgs));
     w->tokens = ks_xcalloc(w->cap, sizeof(*w->tokens));
     w->offsets = ks_offsets_new();
