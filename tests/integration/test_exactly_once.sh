@@ -35,55 +35,16 @@ eos_sets() {
         --set kafka.consumer.heartbeat.interval.ms=500 --set workers=2
 }
 
-# records TOPIC FORMAT [SECONDS] : the read_committed view of a topic, one
-# line per record, read for at most SECONDS (default 20). Bounded because a
-# read_committed consumer may not see the end of a partition whose last
-# records are an aborted transaction until more records arrive (librdkafka
-# 2.0.2: kcat -e then waits); what was read by then is still exact (only
-# committed records), so the waits below see a lower bound and retry.
-records() {
-    timeout "${3:-20}" kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q \
-        -X isolation.level=read_committed -f "$2" 2>/dev/null || true
-}
-
-# check_exact OUT DLQ : one record per input, nothing twice, nothing missing
-check_exact() {
-    records "$1" '%s\n' 45 >"$WORK/out.jsonl"
-    records "$2" '%h\n' 45 >"$WORK/dlq-headers.txt"
-    local outs ids dlqs srcs
-    outs=$(wc -l <"$WORK/out.jsonl")
-    ids=$(grep -o '"id":"[^"]*"' "$WORK/out.jsonl" | sort -u | wc -l)
-    dlqs=$(wc -l <"$WORK/dlq-headers.txt")
-    # the dead letter's source position identifies its input event
-    srcs=$(grep -o '__kscore.errors.partition=[0-9]*,__kscore.errors.offset=[0-9]*' \
-        "$WORK/dlq-headers.txt" | sort -u | wc -l)
-    log "read_committed: $outs outputs ($ids distinct ids), $dlqs dead letters ($srcs distinct sources)"
-    [ "$outs" -eq "$ids" ] || fail "$((outs - ids)) output(s) seen twice"
-    [ "$dlqs" -eq "$srcs" ] || fail "$((dlqs - srcs)) dead letter(s) seen twice"
-    [ "$dlqs" -eq "$N_BAD" ] || fail "$dlqs dead letters, expected $N_BAD"
-    [ $((outs + dlqs)) -eq "$N" ] || fail "$((outs + dlqs)) records for $N events"
-}
-
-# committed_total OUT DLQ : outputs + dead letters visible to read_committed
-committed_total() {
-    echo $(($(records "$1" 'x\n' | wc -l) + $(records "$2" 'x\n' | wc -l)))
-}
+# records, check_exact and committed_total: lib.sh
 
 # ---- 1. kill -9 three times, and the output's leader broker ----------------
 IN=$(topic tx 4 3); OUT=$(topic scores 4 3); DLQ=$(topic dlq 2 3); GROUP=g-eos-$RUN_ID
 SETS=$(eos_sets "$IN" "$OUT" "$DLQ" "$GROUP" a)
 # a fresh cluster creates and loads its transaction log on first use; have it
-# ready before the clock starts (validate --online initializes a throwaway
-# transactional producer). Runs on a fresh cluster without this step showed
-# read_committed readers stalled for minutes; see the README.
-ready=0
-for i in $(seq 60); do
-    if "$KSCORE" validate -c "$EXAMPLE" $SETS --online >>"$WORK/validate.log" 2>&1; then
-        ready=1; break
-    fi
-    sleep 2
-done
-[ $ready = 1 ] || fail "the cluster's transactions are not ready after 120 s: $(tail -2 "$WORK/validate.log")"
+# ready before the clock starts (lib.sh txn_ready). Runs on a fresh cluster
+# without this step showed read_committed readers stalled for minutes; see
+# the README.
+txn_ready "$EXAMPLE" $SETS
 # KSCORE_EOS_PARTS=2 runs part 2 only (debugging; the suite runs both)
 if [ "${KSCORE_EOS_PARTS:-12}" != 2 ]; then
 # an open-loop stream over ~300 s, so that every kill lands mid-stream (each
