@@ -280,14 +280,20 @@ metrics_url() {
 
 # metric_sum URL NAME [LABEL_FILTER] : the sum of every sample of NAME (exact
 # family, no _bucket/_sum suffix matching) whose labels contain LABEL_FILTER.
-metric_sum() {
-    http_get "$1/metrics" | awk -v name="$2" -v filt="${3:-}" '
+# metric_max: the largest such sample (0 when there is none).
+metric_fold() {
+    http_get "$2/metrics" | awk -v op="$1" -v name="$3" -v filt="${4:-}" '
         $1 !~ /^#/ {
             n = $1; sub(/\{.*/, "", n)
-            if (n == name && index($1, filt) > 0) s += $NF
+            if (n == name && index($1, filt) > 0) {
+                v = $NF + 0
+                s = op == "max" ? (v > s ? v : s) : s + v
+            }
         }
         END { printf "%.17g\n", s + 0 }'
 }
+metric_sum() { metric_fold sum "$@"; }
+metric_max() { metric_fold max "$@"; }
 
 # wait_metric URL NAME VALUE TIMEOUT_S [LABEL_FILTER] : until metric_sum == VALUE.
 wait_metric() {
@@ -530,3 +536,54 @@ committed_total() {
     echo $(($(records "$1" 'x\n' | wc -l) + $(records "$2" 'x\n' | wc -l)))
 }
 
+
+# ---- model deployments ---------------------------------------------------
+
+# promote_alternating OUT N K LOGFILE CONFIG ARGS... : promotes K times while
+# OUT fills with the outputs of a stream of N events: the k-th promotion once
+# OUT holds k*N/(K+1) records, so they spread over the stream whatever its
+# pace. Versions alternate between "promoted" ($WORK/promoted.json: the
+# example's model with another intercept, made here with jq) and the
+# example's own (fraud-lr-1); each is written with `kscore deploy -c CONFIG
+# ARGS` and waited for (bounded) until LOGFILE says it was applied.
+promote_alternating() {
+    local out=$1 n=$2 k=$3 logf=$4 cfg=$5 i model version
+    shift 5
+    local m=$ROOT/examples/fraud/model.json
+    jq -c '.version = "promoted" | .linear.intercept[0] += 0.5' "$m" >"$WORK/promoted.json"
+    for i in $(seq "$k"); do
+        wait_for "outputs before promotion $i" $((i * n / (k + 1))) 600 0.2 end_offsets "$out"
+        if [ $((i % 2)) = 1 ]; then model=$WORK/promoted.json version=promoted
+        else model=$m version=fraud-lr-1; fi
+        "$KSCORE" deploy -c "$cfg" "$@" --model "$model" --version "$version" --promote \
+            >>"$WORK/deploy.log" 2>&1 || fail "kscore deploy --promote $version: $(tail -1 "$WORK/deploy.log")"
+        wait_log "$logf" "(promote $version) applied" 60 $(((i + 1) / 2))
+    done
+}
+
+# outputs_by_partition IN OUT : joins every event of IN (by "id") with its
+# records in OUT and prints one line per partition of IN:
+#   PARTITION EVENTS MISSING REPEATED CHANGES
+# MISSING: events without an output; REPEATED: events with more than one;
+# CHANGES: how often the model_version of the partition's outputs changes in
+# offset order (one worker scores a partition's events in order, each batch
+# by one routing, so it changes once per promotion that fell in the
+# partition's stream, and never back and forth).
+outputs_by_partition() {
+    kcat -b "$BROKERS" -C -t "$2" -o beginning -e -q -f '%s\n' 2>/dev/null |
+        sed -nE 's/.*"id":"([^"]*)".*"model_version":"([^"]*)".*/\1 \2/p' >"$WORK/out-versions.txt" ||
+        fail "cannot consume $2"
+    kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%p %o %s\n' 2>/dev/null |
+        sed -nE 's/^([0-9]+) ([0-9]+) .*"id":"([^"]*)".*/\1 \2 \3/p' |
+        sort -k1,1n -k2,2n >"$WORK/in-ids.txt" || fail "cannot consume $1"
+    awk 'NR == FNR { seen[$1]++; version[$1] = $2; next }
+        {
+            p = $1; events[p]++
+            if (!($3 in seen)) { missing[p]++; next }
+            if (seen[$3] > 1) repeated[p]++
+            if ((p in last) && last[p] != version[$3]) changes[p]++
+            last[p] = version[$3]
+        }
+        END { for (p in events) print p, events[p], missing[p] + 0, repeated[p] + 0, changes[p] + 0 }' \
+        "$WORK/out-versions.txt" "$WORK/in-ids.txt" | sort -n
+}
