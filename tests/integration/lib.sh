@@ -13,7 +13,7 @@ KSCORE=${KSCORE_BIN:-$ROOT/build/kscore}
 # the broker scripts/kafka runs (KSCORE_KAFKA_DIR/KSCORE_KAFKA_PORT pick which)
 BROKERS=${KSCORE_BROKERS:-$("$ROOT/scripts/kafka" bootstrap 2>/dev/null || echo 127.0.0.1:9092)}
 RUN_ID=${RUN_ID:-$(date +%s)$$}
-TEST_NAME=$(basename "$0" .sh)
+TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 WORK=$ROOT/tests/out/$TEST_NAME
 rm -rf "$WORK"
 mkdir -p "$WORK"
