@@ -144,6 +144,8 @@ typedef struct ks_worker {
     int pending_near;
     double gap_max_s[2];
     ks_gauge_t *gap_max[2];
+    double near_gaps_ms[4];     /* the gaps of the swap being logged */
+    size_t n_near_gaps;
     rd_kafka_topic_partition_list_t *assignment;
     int paused;
     long queue_max;             /* producer queue.buffering.max.messages */
@@ -629,6 +631,20 @@ static void record_gap(ks_worker_t *w, double gap_s, int near)
     if (gap_s > w->gap_max_s[near]) {
         w->gap_max_s[near] = gap_s;
         ks_gauge_set(w->gap_max[near], gap_s);
+    }
+    if (near && w->n_near_gaps < KS_ARRAY_LEN(w->near_gaps_ms)) {
+        w->near_gaps_ms[w->n_near_gaps++] = gap_s * 1e3;
+    } else if (!near && w->n_near_gaps) {
+        /* one line per swap (rare: a deployment or a reload) with the gaps
+         * around it, so a slow one can be told from the machine's noise */
+        char list[64];
+        size_t len = 0;
+        for (size_t i = 0; i < w->n_near_gaps && len < sizeof(list); i++)
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%.1f", i ? ", " : "",
+                                    w->near_gaps_ms[i]);
+        ks_info("%s: batch gaps around a model swap: %s ms (largest without a swap so far: "
+                "%.1f ms)", w->kctx.name, list, w->gap_max_s[0] * 1e3);
+        w->n_near_gaps = 0;
     }
 }
 

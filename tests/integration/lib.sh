@@ -50,11 +50,11 @@ topic() {
 }
 
 # ks_start NAME ARGS... : starts `kscore ARGS` in the background, logs to
-# $WORK/kscore-NAME.log; sets KS_PID.
+# $WORK/kscore-NAME.log; sets KS_PID. With KS_NICE set, at that nice value.
 ks_start() {
     local name=$1
     shift
-    "$KSCORE" "$@" >>"$WORK/kscore-$name.log" 2>&1 &
+    ${KS_NICE:+nice -n "$KS_NICE"} "$KSCORE" "$@" >>"$WORK/kscore-$name.log" 2>&1 &
     KS_PID=$!
     PIDS+=("$KS_PID")
 }

@@ -10,6 +10,16 @@
  * kscore_shadow_records_dropped_total{reason} when the producer queue is
  * more than half full, when produce fails, or when delivery fails;
  * delivered ones count in kscore_shadow_records_total.
+ *
+ * With delivery: exactly_once they go through the worker's transactional
+ * producer like its outputs, so they belong to the batch's transaction:
+ * committed with its outputs and input offsets (the commit's flush waits
+ * for them as for every record in it), or aborted with them and written
+ * again when the events are processed again. A read_committed reader of
+ * shadow.topic sees at most one per event, exactly one unless dropped
+ * (tests/integration/test_exactly_once_shadow.sh). A shadow record that
+ * fails delivery then fails its transaction: counted as delivery_failed
+ * here, its event is processed again.
  */
 #include "base/common.h"
 #include "base/log.h"

@@ -40,7 +40,8 @@ static const ks_config_key_t route_keys[] = {
     {"shadow.topic", KS_CONF_STRING, KS_CONF_OFF(shadow_topic), KS_CONF_NOHAS, 0, NULL, 0, 0,
      NULL,
      "Topic receiving the shadow model's records (the output record's shape plus "
-     "\"shadow_of\"); never waited for, never committed on (default: metrics only)."},
+     "\"shadow_of\"); never waited for, never committed on; with delivery: exactly_once "
+     "they ride in each batch's transaction (default: metrics only)."},
     {"guard.max_error_rate", KS_CONF_DOUBLE, KS_CONF_OFF(guard_max_error_rate),
      KS_CONF_OFF(guard_has_error_rate), 0, NULL, 0, 0, NULL,
      "Roll a candidate back when its share of failed predictions over guard.window exceeds "
