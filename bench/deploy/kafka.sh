@@ -149,7 +149,7 @@ text = open(path).read()
 if "<!-- deploy-kafka:begin -->" in text:
     text = re.sub(r"<!-- deploy-kafka:begin -->.*?<!-- deploy-kafka:end -->", lambda m: part, text, flags=re.S)
 else:
-    text = text.replace("<!-- deploy:end -->", part + "\n<!-- deploy:end -->", 1)
+    text = text.replace("<!-- deploy:end -->", "\n" + part + "\n<!-- deploy:end -->", 1)
 open(path, "w").write(text)
 PY
 echo "BENCHMARKS.md updated (deploy-kafka)" >&2
