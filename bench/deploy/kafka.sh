@@ -2,7 +2,7 @@
 # bench/deploy/kafka.sh - `bench/deploy/run --kafka`: model promotions end to
 # end on Kafka (issue 11). Two runs of the same stream, one after the other
 # in one invocation: EVENTS events from `kscore gen --rate RATE` (open loop,
-# steady) through `kscore run` on the fraud example with
+# steady) through `kscore run` on the basic example (examples/basic) with
 # model.deployments_topic,
 #   baseline    no deployment during the stream;
 #   promotions  PROMOTIONS `kscore deploy --promote` spread over the stream
@@ -129,7 +129,7 @@ verdict=$(awk -v a="$(f promotions max_gap_near_swap_ms)" -v b="$(f promotions m
 nice_txt=${KS_NICE:+--nice $KS_NICE }
 part=$(cat <<MD
 <!-- deploy-kafka:begin -->
-**End to end on Kafka** (\`bench/deploy/run --kafka --update-benchmarks ${nice_txt}$EVENTS $RATE $PROMOTIONS\`, run of $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $LOAD_BEFORE before and $LOAD_AFTER after: the broker (one node, scripts/kafka), \`kscore gen\` and other agents' work share the machine${KS_NICE:+; kscore at nice $KS_NICE, the broker and the generator not}). $EVENTS events at $RATE events/s (\`kscore gen --rate\`, open loop) into 4 partitions, \`kscore run\` on the fraud example (2 workers, batches up to 500, max_wait 5 ms) with \`model.deployments_topic\`; $PROMOTIONS \`kscore deploy --promote\` spread over the stream, alternating two versions. Gaps are kscore's own: \`kscore_batch_gap_max_seconds\` (a worker's batch end to its next; "near" a swap when the swap fell in the gap or a neighbouring one), largest over both workers, and the \`kscore_batch_gap_seconds\` histogram.
+**End to end on Kafka** (\`bench/deploy/run --kafka --update-benchmarks ${nice_txt}$EVENTS $RATE $PROMOTIONS\`, run of $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $LOAD_BEFORE before and $LOAD_AFTER after: the broker (one node, scripts/kafka), \`kscore gen\` and other agents' work share the machine${KS_NICE:+; kscore at nice $KS_NICE, the broker and the generator not}). $EVENTS events at $RATE events/s (\`kscore gen --rate\`, open loop) into 4 partitions, \`kscore run\` on the basic example (examples/basic: 16 features, logistic regression; 2 workers, batches up to 500, max_wait 5 ms) with \`model.deployments_topic\`; $PROMOTIONS \`kscore deploy --promote\` spread over the stream, alternating two versions. Gaps are kscore's own: \`kscore_batch_gap_max_seconds\` (a worker's batch end to its next; "near" a swap when the swap fell in the gap or a neighbouring one), largest over both workers, and the \`kscore_batch_gap_seconds\` histogram.
 
 | run | lost / repeated / dead letters / errors | model_version changes per input partition | largest gap near a swap | largest gap without a swap | mean gap without | gaps over 50 ms: near / without | wall |
 | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |

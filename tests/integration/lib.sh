@@ -549,7 +549,7 @@ committed_total() {
 promote_alternating() {
     local out=$1 n=$2 k=$3 logf=$4 cfg=$5 i model version
     shift 5
-    local m=$ROOT/examples/fraud/model.json
+    local m=$ROOT/examples/basic/model.json
     jq -c '.version = "promoted" | .linear.intercept[0] += 0.5' "$m" >"$WORK/promoted.json"
     for i in $(seq "$k"); do
         wait_for "outputs before promotion $i" $((i * n / (k + 1))) 600 0.2 end_offsets "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Promotions during a steady stream (issue 11; the CI-sized version of
 # `bench/deploy/run --kafka`): 50,000 events at a fixed rate through the
-# fraud pipeline with model.deployments_topic, and 5 `kscore deploy
+# basic example (examples/basic) with model.deployments_topic, and 5 `kscore deploy
 # --promote` spread over the stream, alternating two model versions.
 # Passes when nothing is lost or failed - every input id has exactly one
 # output, nothing is dead-lettered, no model error, no refusal - and, in

@@ -23,7 +23,7 @@ MALFORMED=0.01
 N_BAD=$(awk -v n="$N" -v f=$MALFORMED 'BEGIN { printf "%d", n * f + 0.5 }')
 IN=$(topic stx 4); OUT=$(topic sscores 4); DLQ=$(topic sdlq 1); DEP=$(topic sdeploy 1)
 SHADOW=$(topic sshadow 4); FLOG=$(topic sfeatures 4)
-M=$ROOT/examples/fraud/model.json
+M=$ROOT/examples/basic/model.json
 jq -c '.version = "v2" | .linear.intercept[0] += 0.75' "$M" >"$WORK/v2.json"
 SETS="$(ks_sets "$IN" "$OUT" "$DLQ" "g-eos-shadow-$RUN_ID") --set delivery=exactly_once
   --set transaction.instance_id=shadow --set commit.interval_ms=200
