@@ -7,7 +7,14 @@ It computes the basic example's features (examples/basic/pipeline.yaml) and
 scores with the same model, so its outputs can be compared with kscore's.
 Used by bench/python-loop/run; not a product component.
 
-    loop.py BROKERS IN_TOPIC OUT_TOPIC GROUP MODEL.pkl     (runs until SIGTERM)
+    loop.py BROKERS IN_TOPIC OUT_TOPIC GROUP MODEL.pkl [REDIS_PORT]   (until SIGTERM)
+
+With REDIS_PORT it also does what hand-written consumers do for feature-store
+lookups (bench/lookup/e2e): per event, one blocking redis-py GET of
+features:{user_id}, json.loads, and the profile's tx_count_1h, avg_amount_1h
+and segment (defaults -1, -2, "unknown", as tests/integration/lib.sh's
+lookup_pipeline declares them for kscore) carried into the output record as
+"profile.<field>", with the event's sent_at_us when it has one.
 """
 import datetime
 import json
@@ -39,8 +46,25 @@ def features(ev):
     return row
 
 
+PROFILE_DEFAULTS = {"tx_count_1h": -1, "avg_amount_1h": -2, "segment": "unknown"}
+
+
+def profile(r, ev):
+    """One GET per event, the hand-written consumer's lookup."""
+    raw = r.get("features:%s" % ev.get("user_id", ""))
+    try:
+        prof = json.loads(raw) if raw is not None else {}
+    except ValueError:
+        prof = {}
+    return {"profile." + k: prof.get(k, d) for k, d in PROFILE_DEFAULTS.items()}
+
+
 def main():
     brokers, in_topic, out_topic, group, model_path = sys.argv[1:6]
+    r = None
+    if len(sys.argv) > 6:
+        import redis
+        r = redis.Redis(host="127.0.0.1", port=int(sys.argv[6]), db=0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     with open(model_path, "rb") as f:
@@ -58,6 +82,8 @@ def main():
             if m.error():
                 continue
             ev = json.loads(m.value())
+            if r is not None:
+                ev["_profile"] = profile(r, ev)
             good.append((m, ev))
             rows.append(features(ev))
         if rows:
@@ -69,9 +95,13 @@ def main():
                        "probabilities": {"0": float(p[0]), "1": float(p[1])},
                        "score": float(p[1]), "confidence": float(max(p)),
                        "label": bool(p[1] >= 0.5), "prediction_time": now}
+                if r is not None:
+                    rec.update(ev["_profile"])
+                    if "sent_at_us" in ev:
+                        rec["sent_at_us"] = ev["sent_at_us"]
                 while True:
                     try:
-                        producer.produce(out_topic, json.dumps(rec).encode(), key=ev["id"])
+                        producer.produce(out_topic, json.dumps(rec, separators=(",", ":")).encode(), key=ev["id"])
                         break
                     except BufferError:
                         producer.poll(0.05)
