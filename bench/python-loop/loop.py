@@ -74,6 +74,7 @@ def main():
     producer = Producer({"bootstrap.servers": brokers, "enable.idempotence": True,
                          "linger.ms": 5, "queue.buffering.max.messages": 1000000})
     consumer.subscribe([in_topic])
+    print("loop: ready", file=sys.stderr, flush=True)  # imports and model loaded
     last_commit = time.monotonic()
     while not stop:
         msgs = consumer.consume(num_messages=500, timeout=0.005)
