@@ -76,8 +76,10 @@ def main():
     consumer.subscribe([in_topic])
     print("loop: ready", file=sys.stderr, flush=True)  # imports and model loaded
     last_commit = time.monotonic()
+    pending = False  # consumed since the last commit (committing nothing is an error)
     while not stop:
         msgs = consumer.consume(num_messages=500, timeout=0.005)
+        pending = pending or bool(msgs)
         good, rows = [], []
         for m in msgs:
             if m.error():
@@ -107,12 +109,13 @@ def main():
                     except BufferError:
                         producer.poll(0.05)
         producer.poll(0)
-        if time.monotonic() - last_commit > 1.0:
+        if pending and time.monotonic() - last_commit > 1.0:
             producer.flush()
             consumer.commit(asynchronous=False)
-            last_commit = time.monotonic()
+            last_commit, pending = time.monotonic(), False
     producer.flush()
-    consumer.commit(asynchronous=False)
+    if pending:
+        consumer.commit(asynchronous=False)
     consumer.close()
 
 
