@@ -151,6 +151,13 @@ void ks_stage_runner_revoke(ks_stage_runner_t *r, const rd_kafka_topic_partition
             r->stages->s[i].type->on_revoke(r->tctx[i], parts);
 }
 
+void ks_stage_runner_flush(ks_stage_runner_t *r)
+{
+    for (size_t i = 0; i < r->stages->n; i++)
+        if (r->stages->s[i].type->flush)
+            r->stages->s[i].type->flush(r->tctx[i]);
+}
+
 void ks_stage_runner_free(ks_stage_runner_t *r)
 {
     if (!r)

@@ -24,6 +24,12 @@
  *   on_assign    partitions gained / about to be given up, on the worker's
  *   on_revoke    thread, between batches (on_revoke after the batch in hand
  *                is produced and committed): for partition-local state
+ *   flush        between batches, before the worker commits (or sends its
+ *                offsets to a transaction) and before a revocation or
+ *                shutdown waits for acknowledgements: a stage that writes
+ *                records for many batches at once (the windows stage's
+ *                changelog) produces what it has deferred, under
+ *                ks_offsets_hold so nothing it covers is committed first
  *   thread_free, free   the reverse
  * Every callback but `name` and `run` is optional (NULL). The runner times
  * each stage (kscore_stage_seconds{stage="<name>"}).
@@ -90,6 +96,7 @@ typedef struct ks_stage_type {
     void (*run)(void *tctx, ks_batch_t *b);
     void (*on_assign)(void *tctx, const rd_kafka_topic_partition_list_t *parts);
     void (*on_revoke)(void *tctx, const rd_kafka_topic_partition_list_t *parts);
+    void (*flush)(void *tctx);
     void (*thread_free)(void *tctx);
     void (*free)(void *ctx);
 } ks_stage_type_t;
@@ -114,6 +121,7 @@ int ks_stage_runner_new(ks_stages_t *s, const ks_stage_env_t *env, ks_stage_runn
 void ks_stage_runner_run(ks_stage_runner_t *r, ks_batch_t *b);
 void ks_stage_runner_assign(ks_stage_runner_t *r, const rd_kafka_topic_partition_list_t *parts);
 void ks_stage_runner_revoke(ks_stage_runner_t *r, const rd_kafka_topic_partition_list_t *parts);
+void ks_stage_runner_flush(ks_stage_runner_t *r);
 void ks_stage_runner_free(ks_stage_runner_t *r);
 
 /* The four stages every scoring pipeline has (engine/stages/). */

@@ -451,18 +451,30 @@ static void txn_abort(ks_worker_t *w, const rd_kafka_topic_partition_list_t *los
     rewind_consumer(w, lost);
 }
 
+/* The stages' deferred records (the windows changelog) are produced now:
+ * with exactly-once, into the open transaction (there is none when nothing
+ * was processed since the last commit, and then nothing is deferred). */
+static void flush_stages(ks_worker_t *w)
+{
+    if (w->runner && (!w->eos || w->txn_open))
+        ks_stage_runner_flush(w->runner);
+}
+
 static void commit(ks_worker_t *w, int sync, int all)
 {
     if (w->eos) {
-        if (!w->n_msgs && !w->n_redo) /* between batches only (none held) */
+        if (!w->n_msgs && !w->n_redo) { /* between batches only (none held) */
+            flush_stages(w);
             /* retriable errors (a coordinator moving) are retried for as long
              * as the broker keeps the transaction open; at shutdown, until
              * the deadline */
             txn_commit(w, w->deadline_ns ? w->deadline_ns
                                          : ks_now_mono_ns() +
                                                w->p->cfg->txn_timeout_ms * 1000000);
+        }
         return;
     }
+    flush_stages(w);
     ks_kafka_commit(w->consumer, w->offsets, sync, all, &w->commit_stats, w->kctx.name);
     w->last_commit_ns = ks_now_mono_ns();
 }
@@ -847,6 +859,8 @@ static void drain_and_commit(ks_worker_t *w, const rd_kafka_topic_partition_list
     }
     if (w->n_stash || w->n_msgs)
         drop_revoked(w, parts);
+    if (!w->n_msgs && !w->n_redo)
+        flush_stages(w); /* their records are acknowledged in the wait below */
     while (ks_offsets_in_flight(w->offsets) > 0 && ks_now_mono_ns() < deadline_ns &&
            !atomic_load(&w->p->fatal)) {
         serve_producer(w, 50);

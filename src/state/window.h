@@ -29,9 +29,9 @@
  * partition's newest event time is dropped (on access, and by an incremental
  * sweep); beyond `max_bytes` the least recently used keys are evicted.
  *
- * Durability (the stage writes it to the changelog topic): after a batch
- * each touched key yields one record holding its state *before* the batch and
- * its events of the batch (offset, time, values). Restoring a record up to a
+ * Durability (the stage writes it to the changelog topic): at a flush
+ * each key touched since the last one yields one record holding its state
+ * *before* the first of those events and the events (offset, time, values). Restoring a record up to a
  * committed offset C applies the pre-state and the events before C, so the
  * restored state is exactly that of the committed prefix wherever C falls.
  * Evicted keys yield a small stamped deletion record.
