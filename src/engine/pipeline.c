@@ -455,7 +455,7 @@ int ks_pipeline_run(ks_pipeline_t *p)
         return KS_EXIT_RUNTIME;
     }
     for (size_t i = 0; i < n; i++) {
-        if (ks_worker_start(p, (int)i, &p->workers[i], err, sizeof(err))) {
+        if (ks_worker_new(p, (int)i, &p->workers[i], err, sizeof(err))) {
             ks_error("cannot start worker %zu: %s", i, err);
             ks_worker_join(p->workers[i], INT64_MAX); /* frees what was set up */
             atomic_store(&p->stop, 1);
@@ -464,6 +464,13 @@ int ks_pipeline_run(ks_pipeline_t *p)
         }
         p->n_workers++;
     }
+    /* all set up: they join the group together */
+    for (size_t i = 0; i < p->n_workers && rc == KS_EXIT_OK; i++)
+        if (ks_worker_start(p->workers[i], err, sizeof(err))) {
+            ks_error("cannot start worker %zu: %s", i, err);
+            atomic_store(&p->stop, 1);
+            rc = KS_EXIT_RUNTIME;
+        }
     ks_info("pipeline running: %zu worker(s), model %s, topics %s... -> %s", p->n_workers,
             p->serving->model->version, p->cfg->input_topics.items[0], p->cfg->output_topic);
     supervise(p);

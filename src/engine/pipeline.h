@@ -167,9 +167,15 @@ int ks_pipeline_reload(struct ks_pipeline *p, char *errbuf, size_t errsize);
  * "probabilities", "score" (binary) and "confidence" (stages/encode.c). */
 void ks_encode_prediction(ks_buf_t *b, const ks_serving_t *sv, const double *o);
 
-/* Kafka worker, see engine/worker.c. */
-int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
-                    size_t errsize);
+/* Kafka worker, see engine/worker.c. ks_worker_new sets up its clients,
+ * sinks and stages (*out is set, also on failure, for ks_worker_join to
+ * free); ks_worker_start subscribes and starts its thread. The pipeline
+ * sets every worker up before it starts any, so that they join the group
+ * together (a worker set up late, e.g. behind the first one's changelog
+ * topic creation, would get its partitions only at a second rebalance). */
+int ks_worker_new(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
+                  size_t errsize);
+int ks_worker_start(struct ks_worker *w, char *errbuf, size_t errsize);
 /* Joins the worker thread, waiting until deadline_ms (CLOCK_REALTIME epoch
  * ms), and frees it; returns its exit status (KS_EXIT_*). */
 int ks_worker_join(struct ks_worker *w, int64_t deadline_ms);

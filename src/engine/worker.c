@@ -1019,13 +1019,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
-                    size_t errsize)
+int ks_worker_new(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
+                  size_t errsize)
 {
     const struct ks_config *cfg = p->cfg;
     ks_worker_t *w = ks_xcalloc(1, sizeof(*w));
     rd_kafka_conf_t *cc = NULL, *pc = NULL;
-    rd_kafka_topic_partition_list_t *topics = NULL;
     char client_id[64];
     int rc;
 
@@ -1119,28 +1118,32 @@ int ks_worker_start(struct ks_pipeline *p, int id, struct ks_worker **out, char 
     if (rc)
         goto out;
     rd_kafka_poll_set_consumer(w->consumer);
-    topics = rd_kafka_topic_partition_list_new((int)cfg->input_topics.n);
-    for (size_t i = 0; i < cfg->input_topics.n; i++)
-        rd_kafka_topic_partition_list_add(topics, cfg->input_topics.items[i],
-                                          RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
-    if (err) {
-        rc = ks_err(errbuf, errsize, KS_EKAFKA, "cannot subscribe: %s", rd_kafka_err2str(err));
-        goto out;
-    }
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-        rc = ks_err(errbuf, errsize, KS_EIO, "cannot start the worker thread");
-        goto out;
-    }
-    w->started = 1;
 out:
-    if (topics)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (cc)
         rd_kafka_conf_destroy(cc);
     if (pc)
         rd_kafka_conf_destroy(pc);
     *out = w;
+    return rc;
+}
+
+int ks_worker_start(struct ks_worker *w, char *errbuf, size_t errsize)
+{
+    const struct ks_config *cfg = w->p->cfg;
+    int rc = KS_OK;
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)cfg->input_topics.n);
+    for (size_t i = 0; i < cfg->input_topics.n; i++)
+        rd_kafka_topic_partition_list_add(topics, cfg->input_topics.items[i],
+                                          RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err)
+        rc = ks_err(errbuf, errsize, KS_EKAFKA, "cannot subscribe: %s", rd_kafka_err2str(err));
+    else if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot start the worker thread");
+    else
+        w->started = 1;
     return rc;
 }
 
