@@ -10,8 +10,10 @@ as the lookup reads them):
         < events.jsonl > features.csv                     # id, line, every feature
 
 then a StandardScaler + LogisticRegression on every feature column, exported
-to model.json with kscore-export. Prints the held-out AUC with and without the
-window and profile features.
+to model.json with kscore-export, with the training set as the model's
+training reference (kscore then reports drift of the served features and
+scores from it: docs/quality.md). Prints the held-out AUC with and without
+the window and profile features.
 
     scripts/python-env && .venv/bin/python examples/fraud/train.py
     (KSCORE_BIN: the kscore binary, default build/kscore)
@@ -84,7 +86,7 @@ def main():
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(X, y)
     out = os.path.join(HERE, "model.json")
-    kscore_export.export(model, names, out, version="fraud-windows-lr-1")
+    kscore_export.export(model, names, out, version="fraud-windows-lr-1", reference=X)
     print(f"trained on {len(y)} rows ({y.mean():.1%} fraud), {len(names)} features, wrote {out}")
 
 

@@ -28,7 +28,8 @@ static void usage(FILE *out)
             "                  decode/lookups/windows/features path (no model needed): a header,\n"
             "                  then id (output.id_field), line, and every feature column in order\n"
             "  kscore validate -c pipeline.yaml [--set ...] [--online]  check config and model\n"
-            "                                          (--online: and that the topics exist)\n"
+            "                                          (--online: and that the topics exist;\n"
+            "                                          exactly_once: that transactions work)\n"
             "  kscore deploy   -c pipeline.yaml [--model m.json] --version V\n"
             "                  (--shadow | --canary PERCENT | --ab V1=P1,V2=P2 | --promote |\n"
             "                   --rollback | --retire) [--reason TEXT]\n"
@@ -185,7 +186,7 @@ static int cmd_pipeline(const char *cmd, int argc, char **argv)
             if ((rc = ks_pipeline_check_topics(p, 15000, err, sizeof(err))))
                 fprintf(stderr, "kscore: %s\n", err);
             else
-                printf("topics: all exist on the cluster\n");
+                printf("%s\n", err); /* what was checked */
         }
     } else if (!strcmp(cmd, "predict")) {
         rc = ks_pipeline_predict_stream(p, stdin, stdout, stderr);

@@ -457,6 +457,14 @@ static int config_load(const char *path, const char *text, size_t len, const cha
         goto out;
     }
 
+    if (strcmp(cfg->mode, "passthrough") == 0 && strcmp(cfg->delivery, "exactly_once") == 0) {
+        lookup(cfg->root, "delivery", &n, NULL, 0);
+        rc = n ? ks_node_err(n, errbuf, errsize, "exactly_once is not available with mode: "
+                             "passthrough (a baseline that copies records with at-least-once)")
+               : ks_err(errbuf, errsize, KS_EINVAL, "%s: delivery: exactly_once is not "
+                        "available with mode: passthrough", cfg->path);
+        goto out;
+    }
     if (!(cfg->feature_log_sample_rate >= 0 && cfg->feature_log_sample_rate <= 1)) {
         lookup(cfg->root, "feature_log.sample_rate", &n, NULL, 0);
         rc = n ? ks_node_err(n, errbuf, errsize, "must be between 0 and 1")

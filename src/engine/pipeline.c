@@ -350,7 +350,7 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
     const struct ks_config *cfg = p->cfg;
     ks_topic_use_t uses[64];
     size_t n = 0;
-    for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 6; i++)
+    for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 8; i++)
         uses[n++] = (ks_topic_use_t){cfg->input_topics.items[i], "input.topics"};
     uses[n++] = (ks_topic_use_t){cfg->output_topic, "output.topic"};
     if (strcmp(cfg->mode, "passthrough") != 0) {
@@ -365,6 +365,11 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
             if (cfg->shadow_topic)
                 uses[n++] = (ks_topic_use_t){cfg->shadow_topic, "shadow.topic"};
         }
+        if (cfg->eval_labels_topic) {
+            uses[n++] = (ks_topic_use_t){cfg->eval_labels_topic, "evaluation.labels_topic"};
+            if (cfg->eval_topic)
+                uses[n++] = (ks_topic_use_t){cfg->eval_topic, "evaluation.topic"};
+        }
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, conf, errbuf, errsize);
@@ -374,13 +379,17 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
     }
     rd_kafka_conf_t *probe = rd_kafka_conf_dup(conf);
     rc = ks_kafka_check_topics(conf, uses, n, timeout_ms, errbuf, errsize);
-    if (rc == KS_OK && strcmp(cfg->delivery, "exactly_once") == 0) {
+    int eos = strcmp(cfg->delivery, "exactly_once") == 0;
+    if (rc == KS_OK && eos) {
         char txn_id[256];
         snprintf(txn_id, sizeof(txn_id), "kscore-check-%s-%d", cfg->input_group_id,
                  (int)getpid());
         rc = ks_kafka_txn_probe(probe, txn_id, timeout_ms, errbuf, errsize);
         probe = NULL;
     }
+    if (rc == KS_OK) /* on success errbuf says what was checked */
+        snprintf(errbuf, errsize, "topics: all %zu exist on the cluster%s", n,
+                 eos ? "\ntransactions: supported (a transactional producer initialised)" : "");
     if (probe)
         rd_kafka_conf_destroy(probe);
     if (rc == KS_EKAFKA)

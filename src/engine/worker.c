@@ -355,6 +355,8 @@ static int process_redo(ks_worker_t *w)
 /* ---- commits ---------------------------------------------------------- */
 
 static void discard_in_hand(ks_worker_t *w);
+static void txn_abort(ks_worker_t *w, const rd_kafka_topic_partition_list_t *lost,
+                      int64_t deadline_ns);
 
 /* Exactly-once, after an aborted transaction: drops everything in hand,
  * seeks each partition back to its committed offset (or where this worker
@@ -417,6 +419,23 @@ static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
      * at-least-once: a row dropped or held (never written) stops its
      * partition's offset there. So deliver everything written first. */
     rd_kafka_flush(w->producer, (int)((deadline_ns - ks_now_mono_ns()) / 1000000));
+    /* Commit only when the offsets cover every record written in the
+     * transaction: after a fatal error (a record that could not be written
+     * holds its partition's offset behind records already written) or with
+     * records still unacknowledged, committing would make records visible
+     * whose events are processed again after a restart. Abort instead. */
+    if (atomic_load(&w->p->fatal) || ks_offsets_in_flight(w->offsets)) {
+        ks_warn("%s: %s; aborting the transaction instead of committing it", w->kctx.name,
+                atomic_load(&w->p->fatal) ? "stopping on an error"
+                                          : "outputs are still unacknowledged");
+        if (atomic_load(&w->p->fatal)) {
+            w->txn_open = 0;
+            if (ks_kafka_txn_abort(w->producer, deadline_ns, w->kctx.name) == KS_TXN_ABORTED)
+                ks_counter_add(w->p->metrics.txn_aborts, 1);
+        } else
+            txn_abort(w, NULL, deadline_ns);
+        return;
+    }
     rd_kafka_topic_partition_list_t *list = ks_offsets_committable(w->offsets, 0);
     ks_txn_result_t res =
         ks_kafka_txn_commit(w->producer, w->consumer, list, deadline_ns, w->kctx.name);

@@ -1381,18 +1381,19 @@ static void test_produce_corrupt_message_dead_lettered(void)
     test_end(__func__);
 }
 
-/* Missing topics: with an input, output or dead-letter topic that does not
- * exist (the mock reports it as unknown), the start-up check
+/* Missing topics: with an input, output, dead-letter, labels or evaluation
+ * topic that does not exist (the mock reports it as unknown), the start-up check
  * ks_pipeline_check_topics (which `kscore run` calls before running) fails
  * within seconds with exit code 2, naming the topic and its config key. */
-static void missing_topic_scenario(const char *which, const char *set, const char *key)
+static void missing_topic_scenario(const char *which, const char *set, const char *key,
+                                   const char *set2)
 {
     char err[1024] = "";
     const char *missing = "no-such-topic";
     rd_kafka_mock_topic_set_error(W.mc, missing, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
-    const char *sets[] = {set, NULL};
+    const char *sets[] = {set, set2, NULL};
     if (load_config(&cfg, err, sizeof(err), sets)) {
         CHECK_MSG(0, "config: %s", err);
         return;
@@ -1419,9 +1420,16 @@ static void missing_topic_scenario(const char *which, const char *set, const cha
 static void test_missing_topics_fail_fast(void)
 {
     test_begin();
-    missing_topic_scenario("input", "input.topics=no-such-topic", "input.topics");
-    missing_topic_scenario("output", "output.topic=no-such-topic", "output.topic");
-    missing_topic_scenario("dead-letter", "dead_letter.topic=no-such-topic", "dead_letter.topic");
+    missing_topic_scenario("input", "input.topics=no-such-topic", "input.topics", NULL);
+    missing_topic_scenario("output", "output.topic=no-such-topic", "output.topic", NULL);
+    missing_topic_scenario("dead-letter", "dead_letter.topic=no-such-topic", "dead_letter.topic",
+                           NULL);
+    missing_topic_scenario("labels", "evaluation.labels_topic=no-such-topic",
+                           "evaluation.labels_topic", NULL);
+    char labels[128];
+    snprintf(labels, sizeof(labels), "evaluation.labels_topic=%s", IN_TOPIC);
+    missing_topic_scenario("joined-records", labels, "evaluation.topic",
+                           "evaluation.topic=no-such-topic");
     char err[1024] = "";
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
