@@ -1166,6 +1166,47 @@ int ks_worker_start(struct ks_worker *w, char *errbuf, size_t errsize)
     return rc;
 }
 
+/* librdkafka 2.0.x can hang for good in rd_kafka_destroy of a group
+ * consumer: a partition reference leaked since 2.0.0 keeps a broker thread
+ * alive, and destroy joins it (librdkafka issues #4486, #4674; seen here once
+ * in a benchmark, after a clean close with everything committed). So the
+ * handle is destroyed on a thread of its own, waited for until the deadline;
+ * past it the handle, and whatever its threads may still reach, is left to
+ * the process exit. Returns 1 when destroyed. */
+typedef struct destroy_job {
+    rd_kafka_t *rk;
+    int flags;
+} destroy_job_t;
+
+static void *destroy_main(void *arg)
+{
+    destroy_job_t *job = arg;
+    rd_kafka_destroy_flags(job->rk, job->flags);
+    return NULL;
+}
+
+static int destroy_bounded(rd_kafka_t *rk, int flags, int64_t deadline_ms, const char *who)
+{
+    destroy_job_t *job = ks_xcalloc(1, sizeof(*job));
+    pthread_t th;
+    job->rk = rk;
+    job->flags = flags;
+    if (pthread_create(&th, NULL, destroy_main, job) != 0) {
+        destroy_main(job);
+        free(job);
+        return 1;
+    }
+    struct timespec ts = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000};
+    if (pthread_timedjoin_np(th, NULL, &ts) == 0) {
+        free(job);
+        return 1;
+    }
+    pthread_detach(th); /* job stays allocated: the thread still reads it */
+    ks_error("%s: the Kafka client did not close by the shutdown deadline (a known librdkafka "
+             "2.0 hang); exiting without it (everything acknowledged was committed)", who);
+    return 0;
+}
+
 int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
 {
     int rc = KS_EXIT_OK;
@@ -1189,9 +1230,13 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
     for (size_t i = 0; i < w->n_stash; i++)
         rd_kafka_message_destroy(w->stash[i]);
     w->n_stash = 0;
-    if (w->consumer)
-        rd_kafka_destroy_flags(w->consumer,
-                               w->close_abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+    if (w->consumer &&
+        !destroy_bounded(w->consumer,
+                         w->close_abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0,
+                         deadline_ms, w->kctx.name)) {
+        atomic_store(&w->p->abandoned, 1);
+        return rc; /* its threads may still run callbacks: nothing is freed */
+    }
     ks_stage_runner_free(w->runner);
     for (int s = 0; s < N_SINKS; s++)
         if (w->sink_ctx[s])
@@ -1210,8 +1255,10 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
         rd_kafka_topic_destroy(w->out_rkt);
     if (w->dlq_rkt)
         rd_kafka_topic_destroy(w->dlq_rkt);
-    if (w->producer)
-        rd_kafka_destroy(w->producer);
+    if (w->producer && !destroy_bounded(w->producer, 0, deadline_ms, w->kctx.name)) {
+        atomic_store(&w->p->abandoned, 1);
+        return rc;
+    }
     ks_payloads_free(w->payloads); /* librdkafka is done reading payloads */
     if (w->assignment)
         rd_kafka_topic_partition_list_destroy(w->assignment);
