@@ -27,9 +27,12 @@
  * partitions, or run evaluation in one instance.
  *
  * Binary classifiers only (the score is P(class 1)); rows of other models
- * are not stored. Offline (`kscore predict`, backtests) nothing is stored;
- * the store file is opened (created) whenever the stage is configured,
- * `kscore validate` included.
+ * are not stored. The store file is opened only by the Kafka run (the
+ * first worker's thread_init, with the labels thread), under an exclusive
+ * lock: offline commands (`kscore predict`, `validate`, `backtest`,
+ * `features`) against a production config only check that it could be
+ * opened (ks_evalstore_check) and never rewrite it under a running
+ * instance; a second `kscore run` on the same store is refused (exit 2).
  */
 #include "base/common.h"
 #include "base/json.h"
@@ -125,14 +128,12 @@ static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbu
                 size_t errsize)
 {
     const eval_conf_t *c = conf;
-    eval_ctx_t *x = ks_xcalloc(1, sizeof(*x));
     const struct ks_config *cfg = p->cfg;
-    int rc = ks_evalstore_open(c->store, (size_t)cfg->eval_max_pending, c->max_wait_ms,
-                               ks_now_wall_ms(), &x->store, errbuf, errsize);
-    if (rc) {
-        free(x);
+    int rc = ks_evalstore_check(c->store, errbuf, errsize);
+    if (rc)
         return rc;
-    }
+    eval_ctx_t *x = ks_xcalloc(1, sizeof(*x));
+    x->store = ks_evalstore_new(c->store, (size_t)cfg->eval_max_pending, c->max_wait_ms);
     x->p = p;
     x->conf = c;
     x->ev = ks_evaluator_new(c->window_ms, cfg->output_has_threshold ? cfg->output_threshold
@@ -299,10 +300,14 @@ static int thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *
                        size_t errsize)
 {
     eval_ctx_t *x = ctx;
-    int zero = 0;
+    int zero = 0, rc;
     *tctx = env->producer ? x : NULL; /* offline (kscore predict): nothing is stored */
-    if (env->producer && atomic_compare_exchange_strong(&x->started, &zero, 1))
+    if (env->producer && atomic_compare_exchange_strong(&x->started, &zero, 1)) {
+        /* the Kafka run: the store is opened (locked) here, before any batch */
+        if ((rc = ks_evalstore_start(x->store, ks_now_wall_ms(), errbuf, errsize)))
+            return rc;
         return start_labels(x, errbuf, errsize);
+    }
     return KS_OK;
 }
 
