@@ -26,8 +26,9 @@
  * instances, key the labels topic like the input and give it the same
  * partitions, or run evaluation in one instance.
  *
- * Binary classifiers only (the score is P(class 1)); rows of other models
- * are not stored. The store file is opened only by the Kafka run (the
+ * Binary classifiers only (the score is P(class 1)): a config whose model
+ * is not one is refused at start-up (a later hot swap to another kind of
+ * model stores nothing). The store file is opened only by the Kafka run (the
  * first worker's thread_init, with the labels thread), under an exclusive
  * lock: offline commands (`kscore predict`, `validate`, `backtest`,
  * `features`) against a production config only check that it could be
@@ -129,8 +130,17 @@ static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbu
 {
     const eval_conf_t *c = conf;
     const struct ks_config *cfg = p->cfg;
-    int rc = ks_evalstore_check(c->store, errbuf, errsize);
-    if (rc)
+    int rc = KS_OK;
+    if (p->serving && !p->serving->binary) {
+        const ks_model_t *m = p->serving->model;
+        return ks_err(errbuf, errsize, KS_EINVAL,
+                      "%s: evaluation: the model %s (version %s) is a %s, not a binary "
+                      "classifier: online evaluation joins labels 0/1 with P(class 1); remove "
+                      "the evaluation: section or serve a binary classifier", cfg->path, m->path,
+                      m->version, m->task != KS_TASK_CLASSIFICATION ? "regressor"
+                                                                    : "multiclass classifier");
+    }
+    if ((rc = ks_evalstore_check(c->store, errbuf, errsize)))
         return rc;
     eval_ctx_t *x = ks_xcalloc(1, sizeof(*x));
     x->store = ks_evalstore_new(c->store, (size_t)cfg->eval_max_pending, c->max_wait_ms);
