@@ -22,9 +22,11 @@
  * second by the labels thread, not before the worker commits the input
  * offsets, so a crash (not a clean stop, which syncs) can lose up to a second
  * of predictions to evaluation (never to the output topic). Each instance
- * joins the labels its consumer group member is given: with several
- * instances, key the labels topic like the input and give it the same
- * partitions, or run evaluation in one instance.
+ * joins only the labels its labels-group member is given with the
+ * predictions it made itself; the labels topic is not co-partitioned with
+ * the input, so with several instances run evaluation in one of them (a
+ * sample) or line the assignments up (docs/quality.md, "Several
+ * instances").
  *
  * Binary classifiers only (the score is P(class 1)): a config whose model
  * is not one is refused at start-up (a later hot swap to another kind of
