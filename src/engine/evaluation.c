@@ -213,10 +213,12 @@ size_t ks_evaluator_compute(ks_evaluator_t *ev, int64_t now_ms, ks_eval_group_st
             if (!ks_slices_live(&ev->win, s, now_ms))
                 continue;
             const slice_group_t *sg = &ev->slice[s][g];
+            expired += sg->expired;
+            if (sg->n == 0)
+                continue; /* its arrays may be NULL: no memcpy from NULL */
             memcpy(ev->sc + n, sg->score, sg->n * sizeof(double));
             memcpy(ev->lb + n, sg->label, sg->n * sizeof(int));
             n += sg->n;
-            expired += sg->expired;
         }
         ks_eval_group_status_t gs;
         memset(&gs, 0, sizeof(gs));
