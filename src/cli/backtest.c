@@ -33,6 +33,13 @@
  *
  * Each model is a fresh config load with --set model.path=<candidate>, so a
  * candidate is served exactly as it would be deployed with that config.
+ *
+ * Model versions and paths are outside input (a candidate's file says its
+ * own version): every one written into a generated file goes through the
+ * quoting of that file - put_json_string, put_md_text (a table cell: no
+ * '|', newline or Markdown markup from it) and put_gp_string (a gnuplot
+ * single-quoted string: quotes doubled, control characters and backquotes
+ * dropped, so no text of it can end the string and run `system(...)`).
  */
 #include "cli/cli.h"
 #include "kscore/kscore.h"
@@ -262,6 +269,47 @@ static void put_num(FILE *f, double v, int digits)
         fputs("-", f);
     else
         fprintf(f, "%.*f", digits, v);
+}
+
+/* s as a JSON string. */
+static void put_json_string(FILE *f, const char *s)
+{
+    ks_buf_t b = {0};
+    ks_buf_json_string(&b, s, strlen(s));
+    fwrite(b.data, 1, b.len, f);
+    ks_buf_free(&b);
+}
+
+/* s as Markdown text (a table cell, a sentence): control characters become
+ * spaces and the characters Markdown acts on are backslash-escaped, '|'
+ * (which would end the cell) among them. */
+static void put_md_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            c = ' ';
+        else if (strchr("\\`|<>*_[]", c))
+            fputc('\\', f);
+        fputc(c, f);
+    }
+}
+
+/* s as a gnuplot single-quoted string (gnuplot doubles a quote inside one;
+ * a newline would end the string and the command, a backquote is command
+ * substitution in older gnuplots: both dropped, with the other control
+ * characters). */
+static void put_gp_string(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\'')
+            fputc('\'', f);
+        if (c >= 0x20 && c != 0x7f && c != '`')
+            fputc(c, f);
+    }
+    fputc('\'', f);
 }
 
 static void json_num(FILE *f, double v)
@@ -573,9 +621,12 @@ int ks_backtest_cli(int argc, char **argv)
     fprintf(f, "{\"labels\":%zu,\"label_duplicates\":%zu,\"label_unreadable\":%zu,\"joined\":%zu,"
                "\"models\":[", L.n, L.duplicates, L.unreadable, nj);
     for (size_t k = 0; k < n_runs; k++) {
-        fprintf(f, "%s\n{\"model\":\"%s\",\"version\":\"%s\",\"predicted\":%zu,"
-                   "\"dead_letters\":%zu,\"unlabelled\":%zu,\"positives\":%zu,\"auc\":",
-                k ? "," : "", runs[k].path ? runs[k].path : "config", runs[k].version,
+        fputs(k ? ",\n{\"model\":" : "\n{\"model\":", f);
+        put_json_string(f, runs[k].path ? runs[k].path : "config");
+        fputs(",\"version\":", f);
+        put_json_string(f, runs[k].version);
+        fprintf(f, ",\"predicted\":%zu,\"dead_letters\":%zu,\"unlabelled\":%zu,"
+                   "\"positives\":%zu,\"auc\":",
                 runs[k].predicted, runs[k].dead_letters, runs[k].unlabelled, ev[k].positives);
         json_num(f, ev[k].auc);
         fputs(",\"log_loss\":", f);
@@ -605,16 +656,23 @@ int ks_backtest_cli(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/report.md", dir);
     if (!(f = fopen(path, "w")))
         goto io;
-    fprintf(f, "# Backtest\n\nEvents: `%s`; labels: `%s` (%zu ids; %zu duplicates and %zu "
-               "unreadable lines skipped). Every model scored the same events through the "
-               "pipeline `%s`; the metrics cover the %zu labelled events all models scored.\n\n",
-            events, labels_path, L.n, L.duplicates, L.unreadable, config, nj);
+    fputs("# Backtest\n\nEvents: ", f);
+    put_md_text(f, events);
+    fputs("; labels: ", f);
+    put_md_text(f, labels_path);
+    fprintf(f, " (%zu ids; %zu duplicates and %zu unreadable lines skipped). Every model scored "
+               "the same events through the pipeline ", L.n, L.duplicates, L.unreadable);
+    put_md_text(f, config);
+    fprintf(f, "; the metrics cover the %zu labelled events all models scored.\n\n", nj);
     fputs("| # | model | version | predicted | labelled | positives | AUC | log loss | Brier "
           "| threshold | precision | recall | agreement | mean abs diff | mean score | p10 | p50 "
           "| p90 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", f);
     for (size_t k = 0; k < n_runs; k++) {
-        fprintf(f, "| %zu | %s | %s | %zu | %zu | %zu | ", k,
-                runs[k].path ? runs[k].path : "(config)", runs[k].version, runs[k].predicted,
+        fprintf(f, "| %zu | ", k);
+        put_md_text(f, runs[k].path ? runs[k].path : "(config)");
+        fputs(" | ", f);
+        put_md_text(f, runs[k].version);
+        fprintf(f, " | %zu | %zu | %zu | ", runs[k].predicted,
                 runs[k].predicted - runs[k].unlabelled, ev[k].positives);
         double cols[] = {ev[k].auc, ev[k].log_loss, ev[k].brier, ev[k].threshold,
                          ev[k].precision, ev[k].recall, agree[k], mad[k], q[k][0], q[k][1],
@@ -691,8 +749,9 @@ int ks_backtest_cli(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/plots.gp", dir);
     if (!(f = fopen(path, "w")))
         goto io;
-    fprintf(f, "# generated by kscore backtest\ncd '%s'\nset terminal pngcairo size 800,600\n"
-               "set key bottom right\nset grid\n", dir);
+    fputs("# generated by kscore backtest\ncd ", f);
+    put_gp_string(f, dir);
+    fputs("\nset terminal pngcairo size 800,600\nset key bottom right noenhanced\nset grid\n", f);
     const char *plots[][4] = {
         {"roc", "ROC", "set xlabel 'false positive rate'; set ylabel 'true positive rate'; "
                        "set xrange [0:1]; set yrange [0:1]", "with lines lw 2"},
@@ -707,9 +766,12 @@ int ks_backtest_cli(int argc, char **argv)
                 plots[g][2]);
         if (g < 2)
             fputs("x with lines dt 2 lc 'gray' title 'diagonal', ", f);
-        for (size_t k = 0; k < n_runs; k++)
-            fprintf(f, "%s'%s_%zu.dat' %s title '#%zu %s'", k ? ", " : "", plots[g][0], k,
-                    plots[g][3], k, runs[k].version);
+        for (size_t k = 0; k < n_runs; k++) {
+            char title[300];
+            snprintf(title, sizeof(title), "#%zu %s", k, runs[k].version);
+            fprintf(f, "%s'%s_%zu.dat' %s title ", k ? ", " : "", plots[g][0], k, plots[g][3]);
+            put_gp_string(f, title);
+        }
         fputs("\n", f);
     }
     if (fclose(f))

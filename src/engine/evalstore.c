@@ -5,20 +5,29 @@
  * (bucket heads and next links are pool indexes, so nothing is allocated
  * per prediction once the pool has grown). Entries are scanned by
  * ks_evalstore_expire, which the caller runs about once a second.
+ *
+ * Every record goes through append(): to the log and, while a compaction
+ * runs (s->next), to the file replacing it; both count their lines.
  */
 #include "engine/evalstore.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/log.h"
 #include "features/murmur3.h"
 
 #define NIL UINT32_MAX
+#define CHUNK 4096      /* entries written per lock hold while compacting */
 
 enum { ST_FREE, ST_WAITING, ST_JOINED, ST_EXPIRED };
 
@@ -32,7 +41,11 @@ typedef struct entry {
 struct ks_evalstore {
     pthread_mutex_t lock;
     char *path;
-    FILE *log;
+    FILE *log;          /* NULL until started */
+    FILE *next;         /* the compacted log being written, or NULL */
+    int lock_fd;        /* PATH.lock, flocked; -1 */
+    int compacting;     /* a sync is compacting: others only flush */
+    uint64_t next_lines, retry_at; /* lines in next; no compaction below retry_at lines */
     size_t max;
     int64_t max_wait_ms;
     entry_t *e;
@@ -144,6 +157,33 @@ static void log_state(FILE *f, char what, const entry_t *e)
     fputc('\n', f);
 }
 
+/* One record of entry e ('P', 'J' or 'X') to the log and, while compacting,
+ * to the next log. Under the lock. */
+static void append(ks_evalstore_t *s, char what, const entry_t *e)
+{
+    FILE *f[2] = {s->log, s->next};
+    for (int k = 0; k < 2; k++) {
+        if (!f[k])
+            continue;
+        if (what == 'P')
+            log_pred(f[k], e);
+        else
+            log_state(f[k], what, e);
+    }
+    s->st.log_lines += s->log != NULL;
+    s->next_lines += s->next != NULL;
+}
+
+/* Entry e's whole state: its prediction, and its fate once settled. */
+static size_t write_entry(FILE *f, const entry_t *e)
+{
+    log_pred(f, e);
+    if (e->state == ST_WAITING)
+        return 1;
+    log_state(f, e->state == ST_JOINED ? 'J' : 'X', e);
+    return 2;
+}
+
 /* Replays the log into the table (last record of an id wins). */
 static void replay(ks_evalstore_t *s, FILE *f)
 {
@@ -151,7 +191,9 @@ static void replay(ks_evalstore_t *s, FILE *f)
     size_t cap = 0;
     ssize_t got;
     while ((got = getline(&line, &cap, f)) > 0) {
-        line[strcspn(line, "\n")] = 0;
+        if (line[got - 1] != '\n')
+            break; /* a torn last line: a crash mid-write */
+        line[got - 1] = 0;
         char *tok[6];
         size_t n = 0;
         for (char *save, *t = strtok_r(line, " ", &save); t && n < 6;
@@ -191,37 +233,103 @@ static void replay(ks_evalstore_t *s, FILE *f)
     free(line);
 }
 
-/* Writes the live entries to path.tmp, fsyncs, renames over path. */
-static int compact(ks_evalstore_t *s, char *errbuf, size_t errsize)
+/* fsyncs the directory holding path, so that a rename in it is durable. */
+static int sync_dir(const char *path)
+{
+    char *copy = ks_xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY), rc = -1;
+    if (fd >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    free(copy);
+    return rc;
+}
+
+/* Writes the live entries to PATH.tmp, fsyncs it and renames it over PATH,
+ * which it then appends to. At start (running = 0) in one go; while running
+ * in chunks, the lock released between them (evalstore.h, "Size"). */
+static int compact(ks_evalstore_t *s, int running, char *errbuf, size_t errsize)
 {
     char tmp[4096];
+    int rc = KS_OK, bad;
     snprintf(tmp, sizeof(tmp), "%s.tmp", s->path);
     FILE *f = fopen(tmp, "w");
     if (!f)
         return ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    pthread_mutex_lock(&s->lock);
+    s->next = f;
+    s->next_lines = 0;
     for (size_t i = 0; i < s->n_alloc; i++) {
-        const entry_t *e = &s->e[i];
-        if (e->state == ST_FREE)
-            continue;
-        log_pred(f, e);
-        if (e->state != ST_WAITING)
-            log_state(f, e->state == ST_JOINED ? 'J' : 'X', e);
+        if (running && i % CHUNK == 0 && i) {
+            pthread_mutex_unlock(&s->lock); /* puts go on meanwhile, into both files */
+            pthread_mutex_lock(&s->lock);
+        }
+        if (s->e[i].state != ST_FREE)
+            s->next_lines += write_entry(f, &s->e[i]);
     }
-    if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, s->path))
-        return ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", s->path, strerror(errno));
+    bad = fflush(f) != 0;
+    pthread_mutex_unlock(&s->lock);
+    bad = bad || fsync(fileno(f)) != 0;
+    pthread_mutex_lock(&s->lock);
+    bad = bad || fflush(f) != 0 || ferror(f) || rename(tmp, s->path) != 0;
+    if (bad) {
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        fclose(f);
+        unlink(tmp);
+    } else {
+        if (s->log)
+            fclose(s->log);
+        s->log = f;
+        s->st.log_lines = s->next_lines;
+    }
+    s->next = NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!rc && sync_dir(s->path))
+        rc = ks_err(errbuf, errsize, KS_EIO, "cannot sync the directory of %s: %s", s->path,
+                    strerror(errno));
+    return rc;
+}
+
+/* Takes PATH.lock (flock, exclusive, not waiting) and writes our pid in it. */
+static int take_lock(ks_evalstore_t *s, char *errbuf, size_t errsize)
+{
+    char lock[4096], pid[32] = "";
+    snprintf(lock, sizeof(lock), "%s.lock", s->path);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0)
+        return ks_err(errbuf, errsize, KS_EIO, "evaluation.store: cannot open %s: %s", lock,
+                      strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        ssize_t n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (err != EWOULDBLOCK)
+            return ks_err(errbuf, errsize, KS_EIO, "evaluation.store: cannot lock %s: %s", lock,
+                          strerror(err));
+        return ks_err(errbuf, errsize, KS_EINVAL,
+                      "evaluation.store %s is in use by another process (%s%s holds %s): "
+                      "each running instance needs a store of its own", s->path,
+                      pid[0] ? "pid " : "an unknown pid", pid, lock);
+    }
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+        ks_warn("evaluation.store: cannot write the pid into %s: %s", lock, strerror(errno));
     return KS_OK;
 }
 
-int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms, int64_t now_ms,
-                      ks_evalstore_t **out, char *errbuf, size_t errsize)
+ks_evalstore_t *ks_evalstore_new(const char *path, size_t max_entries, int64_t max_wait_ms)
 {
     ks_evalstore_t *s = ks_xcalloc(1, sizeof(*s));
-    int rc = KS_OK;
     size_t nb = 16;
     while (nb < max_entries)
         nb <<= 1;
     pthread_mutex_init(&s->lock, NULL);
     s->path = ks_xstrdup(path);
+    s->lock_fd = -1;
     s->max = max_entries;
     s->max_wait_ms = max_wait_ms;
     s->e = ks_xcalloc(max_entries + 1, sizeof(entry_t));
@@ -229,28 +337,64 @@ int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms,
     memset(s->bucket, 0xff, nb * sizeof(uint32_t));
     s->mask = nb - 1;
     s->free_head = NIL;
-    FILE *f = fopen(path, "r");
+    return s;
+}
+
+int ks_evalstore_start(ks_evalstore_t *s, int64_t now_ms, char *errbuf, size_t errsize)
+{
+    int rc;
+    if (s->log || s->lock_fd >= 0)
+        return ks_err(errbuf, errsize, KS_ESTATE, "evaluation.store %s: started twice", s->path);
+    if ((rc = take_lock(s, errbuf, errsize)))
+        return rc;
+    FILE *f = fopen(s->path, "r");
     if (f) {
         replay(s, f);
         fclose(f);
     } else if (errno != ENOENT) {
-        rc = ks_err(errbuf, errsize, KS_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto out;
+        return ks_err(errbuf, errsize, KS_EIO, "cannot read %s: %s", s->path, strerror(errno));
     }
     ks_evalstore_expire(s, now_ms, NULL, NULL);
     s->st.expired = 0; /* expiries while down are not this run's */
-    if ((rc = compact(s, errbuf, errsize)))
-        goto out;
-    if (!(s->log = fopen(path, "a"))) {
-        rc = ks_err(errbuf, errsize, KS_EIO, "cannot append to %s: %s", path, strerror(errno));
-        goto out;
-    }
-out:
+    return compact(s, 0, errbuf, errsize);
+}
+
+int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms, int64_t now_ms,
+                      ks_evalstore_t **out, char *errbuf, size_t errsize)
+{
+    ks_evalstore_t *s = ks_evalstore_new(path, max_entries, max_wait_ms);
+    int rc = ks_evalstore_start(s, now_ms, errbuf, errsize);
     if (rc) {
         ks_evalstore_close(s);
         s = NULL;
     }
     *out = s;
+    return rc;
+}
+
+int ks_evalstore_check(const char *path, char *errbuf, size_t errsize)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode))
+            return ks_err(errbuf, errsize, KS_EINVAL, "evaluation.store %s is not a regular file",
+                          path);
+        if (access(path, R_OK | W_OK) != 0)
+            return ks_err(errbuf, errsize, KS_EINVAL, "evaluation.store %s: %s", path,
+                          strerror(errno));
+        return KS_OK;
+    }
+    if (errno != ENOENT)
+        return ks_err(errbuf, errsize, KS_EINVAL, "evaluation.store %s: %s", path,
+                      strerror(errno));
+    char *copy = ks_xstrdup(path);
+    const char *dir = dirname(copy);
+    int rc = access(dir, W_OK | X_OK) == 0
+                 ? KS_OK
+                 : ks_err(errbuf, errsize, KS_EINVAL,
+                          "evaluation.store %s cannot be created in %s: %s", path, dir,
+                          strerror(errno));
+    free(copy);
     return rc;
 }
 
@@ -262,6 +406,8 @@ void ks_evalstore_close(ks_evalstore_t *s)
         ks_evalstore_sync(s);
         fclose(s->log);
     }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock; the file stays (no unlink race) */
     for (size_t i = 0; i < s->n_alloc; i++)
         free(s->e[i].id);
     free(s->e);
@@ -276,6 +422,10 @@ int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_
     int rc = KS_OK;
     uint32_t h = hash_id(id, id_len);
     pthread_mutex_lock(&s->lock);
+    if (!s->log) {
+        rc = KS_ESTATE;
+        goto out;
+    }
     uint32_t i = find(s, id, id_len, h);
     if (i != NIL && s->e[i].state != ST_WAITING) {
         unlink_entry(s, i); /* a new prediction for a settled id starts over */
@@ -292,7 +442,7 @@ int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_
         s->st.waiting++;
     }
     s->e[i].p = *p;
-    log_pred(s->log, &s->e[i]);
+    append(s, 'P', &s->e[i]);
     if (ferror(s->log))
         rc = KS_EIO;
 out:
@@ -315,7 +465,7 @@ ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t i
             s->st.waiting--;
             s->st.remembered++;
             s->st.expired += late;
-            log_state(s->log, late ? 'X' : 'J', e);
+            append(s, late ? 'X' : 'J', e);
             o = late ? KS_EVAL_LATE : KS_EVAL_JOINED;
         } else {
             o = e->state == ST_JOINED ? KS_EVAL_DUPLICATE : KS_EVAL_LATE;
@@ -340,8 +490,7 @@ size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
             s->st.waiting--;
             s->st.remembered++;
             s->st.expired++;
-            if (s->log)
-                log_state(s->log, 'X', e);
+            append(s, 'X', e);
             if (on_expire)
                 on_expire(ctx, &e->p);
             n++;
@@ -355,14 +504,37 @@ size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
 
 int ks_evalstore_sync(ks_evalstore_t *s)
 {
+    char err[512];
     pthread_mutex_lock(&s->lock);
-    int rc = fflush(s->log) || fdatasync(fileno(s->log)) ? KS_EIO : KS_OK;
+    uint64_t live = s->st.waiting + 2 * s->st.remembered, lines = s->st.log_lines;
+    int compact_now = s->log && !s->compacting && lines >= KS_EVALSTORE_COMPACT_MIN &&
+                      lines > 2 * live && lines >= s->retry_at;
+    s->compacting |= compact_now;
+    pthread_mutex_unlock(&s->lock);
+    if (compact_now) {
+        int rc = compact(s, 1, err, sizeof(err));
+        pthread_mutex_lock(&s->lock);
+        s->compacting = 0;
+        if (rc)
+            s->retry_at = lines + lines / 2;
+        else
+            s->st.compactions++;
+        pthread_mutex_unlock(&s->lock);
+        if (rc)
+            ks_warn("evaluation.store: compaction failed, the log keeps growing: %s", err);
+    }
+    pthread_mutex_lock(&s->lock);
+    int rc = !s->log ? KS_OK : fflush(s->log) || fdatasync(fileno(s->log)) ? KS_EIO : KS_OK;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 void ks_evalstore_stats(ks_evalstore_t *s, ks_evalstore_stats_t *st)
 {
+    if (!s) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     *st = s->st;
     pthread_mutex_unlock(&s->lock);

@@ -14,16 +14,34 @@
  *   X <id>                                        it expired
  * (strings percent-escaped: no space, newline or '%' inside a field).
  * ks_evalstore_sync flushes and fdatasyncs it; the caller syncs before it
- * commits whatever the store's contents stand for (the input offsets of the
- * predictions, the labels topic's offsets). Opening replays the log, drops
- * what is past its deadline, and rewrites it compacted (write, fsync,
- * rename), so the file stays about the size of the live entries.
+ * commits whatever the store's contents stand for (the labels topic's
+ * offsets). A last line without its newline (a crash mid-write) is skipped.
+ *
+ * Size: starting replays the log, drops what is past its deadline and
+ * rewrites it compacted (write, fsync, rename). While running,
+ * ks_evalstore_sync compacts again whenever the log holds more than twice
+ * the lines of the live entries (and at least KS_EVALSTORE_COMPACT_MIN):
+ * the live entries are written to PATH.tmp in chunks of a few thousand, the
+ * lock released between chunks so that scoring threads are never held for
+ * the whole table; records appended meanwhile go to both files (each
+ * record sets an id's state, so replaying the chunks and these records in
+ * file order gives the table as it is); then PATH.tmp is fsynced, renamed
+ * over PATH and the directory fsynced, before the sync returns. So the file
+ * stays between one and two times the size of the live entries.
+ *
+ * One process: starting takes an exclusive flock on PATH.lock (a file of
+ * its own, since compaction renames PATH) and keeps it until close; a
+ * second opener is refused with KS_EINVAL and a sentence naming the file
+ * and the holder's pid (written into the lock file). Tools that only read
+ * a config (`kscore validate`, `predict`, `backtest`) use ks_evalstore_check,
+ * which touches nothing.
  *
  * Bound: at most max_entries ids (waiting and remembered); a prediction
  * arriving when the store is full is not tracked and counted (`full`), never
  * blocking scoring.
  *
- * Threads: one mutex inside; any thread.
+ * Threads: one mutex inside; any thread. ks_evalstore_sync from one thread
+ * at a time (the labels thread): a second caller meanwhile only flushes.
  */
 #ifndef KS_EVALSTORE_H
 #define KS_EVALSTORE_H
@@ -48,17 +66,33 @@ typedef struct ks_eval_pred {
 
 typedef struct ks_evalstore_stats {
     uint64_t waiting, remembered, full, expired;
+    uint64_t log_lines;     /* lines in the log file now */
+    uint64_t compactions;   /* rewrites while running (not the one at start) */
 } ks_evalstore_stats_t;
 
-/* Opens (creating) the log at `path` and replays it as of now_ms. */
+#define KS_EVALSTORE_COMPACT_MIN 1024  /* log lines below which no compaction runs */
+
+/* A store of at most max_entries ids for the log at `path`; touches no file
+ * (ks_evalstore_start does). Never fails. */
+ks_evalstore_t *ks_evalstore_new(const char *path, size_t max_entries, int64_t max_wait_ms);
+/* Locks PATH.lock, replays the log as of now_ms and compacts it, then
+ * appends to it. KS_EINVAL when another process holds the lock (errbuf
+ * names the file and the holder), KS_EIO when a file cannot be read or
+ * written. Main thread, once, before any other call but stats. */
+int ks_evalstore_start(ks_evalstore_t *s, int64_t now_ms, char *errbuf, size_t errsize);
+/* ks_evalstore_new + ks_evalstore_start (tests, tools); NULL on failure. */
 int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms, int64_t now_ms,
                       ks_evalstore_t **out, char *errbuf, size_t errsize);
-/* Syncs and closes. */
+/* Whether a store at `path` could be started: an existing file must be a
+ * readable and writable regular file, else its directory must be writable.
+ * Reads nothing, creates nothing, takes no lock. */
+int ks_evalstore_check(const char *path, char *errbuf, size_t errsize);
+/* Syncs and closes (releasing the lock). NULL is fine. */
 void ks_evalstore_close(ks_evalstore_t *s);
 
 /* Records a prediction. A second prediction for a waiting id replaces it.
- * Returns 0, or KS_ESTATE when the store is full (counted), KS_EIO when the
- * log cannot be written. */
+ * Returns 0, or KS_ESTATE when the store is full (counted) or not started,
+ * KS_EIO when the log cannot be written. */
 int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_eval_pred_t *p);
 /* A label for id arriving at now_ms: joins it (*pred filled) or says why
  * not. A waiting prediction older than max_wait is late even if
@@ -71,8 +105,12 @@ ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t i
  * count the unlabelled share). Returns the number expired. */
 size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
                            void (*on_expire)(void *ctx, const ks_eval_pred_t *p), void *ctx);
-/* Flushes the log to disk (fdatasync). */
+/* Compacts the log if it has grown past twice the live entries (see
+ * above), then flushes it to disk (fdatasync). KS_EIO when the log cannot
+ * be synced (a failed compaction only leaves the old log in place: logged,
+ * retried once the log has grown by half again). */
 int ks_evalstore_sync(ks_evalstore_t *s);
+/* The counters; all zero for NULL or a store not started. */
 void ks_evalstore_stats(ks_evalstore_t *s, ks_evalstore_stats_t *st);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/log.h"
 #include "base/metrics.h"
 #include "base/slices.h"
 
@@ -37,6 +38,8 @@ struct ks_evaluator {
     slice_group_t slice[KS_SLICES][KS_EVAL_GROUPS];
     uint64_t outcomes[4];
     ks_counter_t *c_outcome[4];
+    uint64_t untracked;                  /* beyond KS_EVAL_GROUPS; under lock */
+    ks_counter_t *c_untracked;
     ks_metric_family_t *f[7], *f_cal;
     double *sc;                          /* compute scratch */
     int *lb;
@@ -76,6 +79,10 @@ ks_evaluator_t *ks_evaluator_new(int64_t window_ms, double threshold, int publis
         static const char *const oname[4] = {"unknown", "joined", "duplicate", "late"};
         for (int o = 0; o < 4; o++)
             ev->c_outcome[o] = ks_metrics_counter_at(fo, (const char *const[]){oname[o]});
+        ev->c_untracked = ks_metrics_counter0(ks_metrics_counter(
+            "kscore_eval_untracked_total",
+            "Joined pairs and unlabelled expiries not evaluated: their (model version, "
+            "variant) came after the 16 groups the evaluation keeps", NULL));
     }
     return ev;
 }
@@ -95,14 +102,23 @@ void ks_evaluator_free(ks_evaluator_t *ev)
     free(ev);
 }
 
-/* The group of (version, variant), created on first use; -1 when full. */
+/* The group of (version, variant), created on first use; -1 when all are
+ * taken (counted, logged the first time). Under the lock. */
 static int group_of(ks_evaluator_t *ev, const ks_eval_pred_t *p)
 {
     for (size_t g = 0; g < ev->n_groups; g++)
         if (!strcmp(ev->group[g].version, p->version) && !strcmp(ev->group[g].variant, p->variant))
             return (int)g;
-    if (ev->n_groups == KS_EVAL_GROUPS)
+    if (ev->n_groups == KS_EVAL_GROUPS) {
+        if (ev->untracked++ == 0)
+            ks_warn("evaluation: %d (model version, variant) groups are evaluated at once and "
+                    "all are taken: version %s variant %s and any later ones are not evaluated "
+                    "(kscore_eval_untracked_total; a restart starts over)", KS_EVAL_GROUPS,
+                    p->version, p->variant);
+        if (ev->c_untracked)
+            ks_counter_add(ev->c_untracked, 1);
         return -1;
+    }
     group_t *gr = &ev->group[ev->n_groups];
     snprintf(gr->version, sizeof(gr->version), "%s", p->version);
     snprintf(gr->variant, sizeof(gr->variant), "%s", p->variant);
@@ -168,6 +184,14 @@ uint64_t ks_evaluator_outcomes(ks_evaluator_t *ev, ks_eval_outcome_t o)
     return __atomic_load_n(&ev->outcomes[o], __ATOMIC_RELAXED);
 }
 
+uint64_t ks_evaluator_untracked(ks_evaluator_t *ev)
+{
+    pthread_mutex_lock(&ev->lock);
+    uint64_t n = ev->untracked;
+    pthread_mutex_unlock(&ev->lock);
+    return n;
+}
+
 size_t ks_evaluator_compute(ks_evaluator_t *ev, int64_t now_ms, ks_eval_group_status_t *st,
                             size_t max)
 {
@@ -189,10 +213,12 @@ size_t ks_evaluator_compute(ks_evaluator_t *ev, int64_t now_ms, ks_eval_group_st
             if (!ks_slices_live(&ev->win, s, now_ms))
                 continue;
             const slice_group_t *sg = &ev->slice[s][g];
+            expired += sg->expired;
+            if (sg->n == 0)
+                continue; /* its arrays may be NULL: no memcpy from NULL */
             memcpy(ev->sc + n, sg->score, sg->n * sizeof(double));
             memcpy(ev->lb + n, sg->label, sg->n * sizeof(int));
             n += sg->n;
-            expired += sg->expired;
         }
         ks_eval_group_status_t gs;
         memset(&gs, 0, sizeof(gs));

@@ -18,6 +18,11 @@
  * and kscore_eval_labels_total{outcome="joined|unknown|duplicate|late"},
  * counted by the caller through ks_evaluator_outcome.
  *
+ * Groups: at most KS_EVAL_GROUPS (version, variant) pairs for the life of
+ * the process (a routing has at most 6 variants, so this is several
+ * deployments' worth). Pairs and expiries of a further group are not
+ * evaluated: counted in kscore_eval_untracked_total, and logged once.
+ *
  * Threads: one mutex inside; any thread.
  */
 #ifndef KS_EVALUATION_H
@@ -53,6 +58,9 @@ void ks_evaluator_expired(ks_evaluator_t *ev, const ks_eval_pred_t *p, int64_t n
 /* Counts a label's outcome (kscore_eval_labels_total). */
 void ks_evaluator_outcome(ks_evaluator_t *ev, ks_eval_outcome_t o);
 uint64_t ks_evaluator_outcomes(ks_evaluator_t *ev, ks_eval_outcome_t o);
+/* Pairs and expiries not evaluated because KS_EVAL_GROUPS groups were
+ * taken. */
+uint64_t ks_evaluator_untracked(ks_evaluator_t *ev);
 
 /* Computes every group's metrics over the window ending at now_ms and
  * publishes them; fills up to max groups into st (may be NULL); returns the

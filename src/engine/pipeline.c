@@ -464,11 +464,14 @@ int ks_pipeline_run(ks_pipeline_t *p)
         return KS_EXIT_RUNTIME;
     }
     for (size_t i = 0; i < n; i++) {
-        if (ks_worker_new(p, (int)i, &p->workers[i], err, sizeof(err))) {
+        int wrc = ks_worker_new(p, (int)i, &p->workers[i], err, sizeof(err));
+        if (wrc) {
             ks_error("cannot start worker %zu: %s", i, err);
             ks_worker_join(p->workers[i], INT64_MAX); /* frees what was set up */
             atomic_store(&p->stop, 1);
-            rc = KS_EXIT_RUNTIME;
+            /* KS_EINVAL: a usage error only a run can see (the evaluation
+             * store held by another process) */
+            rc = wrc == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_RUNTIME;
             break;
         }
         p->n_workers++;

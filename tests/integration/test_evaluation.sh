@@ -7,6 +7,10 @@
 # records on evaluation.topic are one per event; kscore_eval_auc, _log_loss
 # and _brier equal scikit-learn's on the pairs the second process joined, to
 # 1e-9; duplicates and unknown ids are counted; /status.json shows it.
+# While the first process runs, `kscore predict` and `kscore validate` on the
+# same config leave its store file alone (same inode, every prediction still
+# there after the restart) and a second `kscore run` on it is refused: exit
+# 2, naming the file.
 source "$(dirname "$0")/lib.sh"
 require_broker
 N=3000
@@ -40,6 +44,21 @@ wait_metric "$URL" kscore_eval_labels_total "$HALF" 120 'outcome="joined"'
 wait_metric "$URL" kscore_eval_labels_total 3 30 'outcome="duplicate"'
 wait_metric "$URL" kscore_eval_labels_total 5 30 'outcome="unknown"'
 wait_metric "$URL" kscore_eval_waiting $((N - HALF)) 30
+
+# the store belongs to the running process: other commands leave it alone
+inode=$(stat -c %i "$WORK/eval.log")
+"$KSCORE" gen --stdout --count 100 --seed 6 2>/dev/null | "$KSCORE" predict -c "$EXAMPLE" "${SETS[@]}" >/dev/null 2>&1 ||
+    fail "kscore predict failed"
+"$KSCORE" validate -c "$EXAMPLE" "${SETS[@]}" >/dev/null 2>&1 || fail "kscore validate failed"
+[ "$(stat -c %i "$WORK/eval.log")" = "$inode" ] || fail "predict/validate replaced the store file"
+rc=0
+timeout 120 "$KSCORE" run -c "$EXAMPLE" "${SETS[@]}" --set "input.group_id=$GROUP-second" \
+    >"$WORK/second.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "a second kscore run on the same store exited $rc, expected 2: $(tail -3 "$WORK/second.log")"
+grep -q "evaluation.store $WORK/eval.log is in use by another process (pid $PID " "$WORK/second.log" ||
+    fail "the refusal does not name the store and its holder: $(tail -3 "$WORK/second.log")"
+[ "$(stat -c %i "$WORK/eval.log")" = "$inode" ] || fail "the refused run replaced the store file"
+log "predict and validate left the store alone; a second run was refused (exit 2)"
 ks_stop "$PID" TERM
 [ "$KS_RC" = 0 ] || fail "kscore exited $KS_RC on SIGTERM"
 

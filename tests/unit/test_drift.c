@@ -14,6 +14,10 @@
  * every PSI under 0.1 and the shift pushes amount's over 0.2; the window
  * slides (a stream older than drift.window no longer counts); too few rows
  * report NaN; a sidecar naming a feature the model lacks fails the load.
+ * Under a canary routing (a real pipeline folding a deployment message, as
+ * tests/unit/test_deploy.c does), the drift stage counts exactly the rows
+ * the champion scored: the window equals an oracle window fed only those
+ * rows, and the canary's rows (another model, shifted scores) are left out.
  */
 #include "test.h"
 
@@ -25,9 +29,13 @@
 
 #include "base/common.h"
 #include "base/json.h"
+#include "base/sha256.h"
 #include "cli/model_cli.h"
 #include "base/slices.h"
+#include "engine/deployments.h"
 #include "engine/drift.h"
+#include "engine/pipeline.h"
+#include "kscore/kscore.h"
 #include "model/model.h"
 #include "model/reference.h"
 
@@ -236,6 +244,142 @@ static void test_sidecar(void)
     rmdir(dir);
 }
 
+/* text with the first `from` replaced by `to` (malloc'd). */
+static char *replace_once(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    CHECK_MSG(at != NULL, "no '%s' in the model", from);
+    ks_buf_t b = {0};
+    if (at)
+        ks_buf_printf(&b, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return b.data;
+}
+
+/* Drift under a canary: the batch has no single input matrix (each variant
+ * scored its own rows); the window must hold exactly the champion's rows. */
+static void test_canary_rows(void)
+{
+    char dir[] = "/tmp/ks_drift_canary_XXXXXX", path[300], v2[300], fix[4096], err[1024];
+    char hex[65], json[1024];
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(realpath(FIX "model.json", fix) != NULL);
+    snprintf(v2, sizeof(v2), "%s/v2.json", dir);
+    /* another version whose scores differ: a larger base score */
+    {   /* another version whose scores differ: a larger base score */
+        char *m, *m2, *m3;
+        size_t len;
+        CHECK_EQ_INT(ks_read_file(FIX "model.json", &m, &len, err, sizeof(err)), 0);
+        m2 = replace_once(m, "\"version\":\"drift-test-1\"", "\"version\":\"v2\"");
+        m3 = replace_once(m2, "\"base_score\":[", "\"base_score\":[2.5,");
+        char *extra = m3 ? strstr(m3, "[2.5,") + 4 : NULL; /* drop the old base score */
+        if (extra)
+            memmove(extra, strchr(extra, ']'), strlen(strchr(extra, ']')) + 1);
+        FILE *f = fopen(v2, "w");
+        fputs(m3 ? m3 : "", f);
+        fclose(f);
+        uint8_t dig[32];
+        ks_sha256(m3 ? m3 : "", m3 ? strlen(m3) : 0, dig);
+        ks_sha256_hex(dig, 32, hex);
+        free(m);
+        free(m2);
+        free(m3);
+    }
+    snprintf(path, sizeof(path), "%s/pipeline.yaml", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "input:\n  topics: [x]\n  fields:\n    id: {type: string, required: true}\n"
+               "    amount: {type: number}\n    ratio: {type: number}\n"
+               "    n_tx: {type: number}\n"
+               "features:\n  - {name: amount, expr: amount}\n  - {name: ratio, expr: ratio}\n"
+               "  - {name: n_tx, expr: n_tx}\n"
+               "model:\n  path: %s\n  deployments_topic: deploys\n"
+               "output:\n  topic: x\n  id_field: id\ndead_letter:\n  topic: x\n"
+               "batch:\n  max_size: 5000\ndrift:\n  window: 15m\n  min_rows: 100\n", fix);
+    fclose(f);
+    ks_config_t *cfg = NULL;
+    ks_pipeline_t *p = NULL;
+    CHECK_MSG(ks_config_load(path, NULL, 0, &cfg, err, sizeof(err)) == 0, "%s", err);
+    CHECK_MSG(cfg && ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0, "%s", err);
+    if (!p)
+        return;
+    CHECK(p->drift != NULL);
+
+    size_t rows;
+    double *X = read_matrix(FIX "stream_shifted.csv", 3, &rows);
+    char **ev = calloc(rows, sizeof(char *));
+    for (size_t i = 0; i < rows; i++) {
+        ks_buf_t b = {0};
+        ks_buf_printf(&b, "{\"id\":\"h%zu\",\"amount\":%.17g,", i, X[i * 3]);
+        if (!isnan(X[i * 3 + 1]))
+            ks_buf_printf(&b, "\"ratio\":%.17g,", X[i * 3 + 1]);
+        ks_buf_printf(&b, "\"n_tx\":%.17g}", X[i * 3 + 2]);
+        ev[i] = b.data;
+    }
+    ks_stage_env_t env = {p, -1, NULL, NULL};
+    ks_stage_runner_t *r = NULL;
+    CHECK_MSG(ks_stage_runner_new(p->stages, &env, &r, err, sizeof(err)) == 0, "%s", err);
+    ks_batch_t b;
+    ks_batch_init(&b, cfg->schema->n_fields, p->n_cols);
+    snprintf(json, sizeof(json), "{\"action\":\"canary\",\"version\":\"v2\",\"path\":"
+             "\"%s\",\"sha256\":\"%s\",\"percent\":30}", v2, hex);
+    const char *why = NULL;
+    CHECK_MSG(ks_deployments_apply(p, json, strlen(json), 0, &why, err, sizeof(err)) == 0,
+              "%s: %s", why ? why : "", err);
+    CHECK_EQ_INT((long long)p->routing->n, 2);
+
+    ks_batch_reset(&b, rows);
+    for (size_t i = 0; i < rows; i++)
+        b.ev[i] = (ks_event_t){ev[i], strlen(ev[i]), NULL, 0, -1, ks_now_mono_ns(), NULL, -1,
+                               (int64_t)i, NULL};
+    ks_stage_runner_run(r, &b); /* the drift stage read b.X == NULL before the fix */
+    CHECK(b.X == NULL && b.rt != NULL);
+
+    /* the oracle: a window fed only the rows the champion scored */
+    ks_model_t *champ = p->serving->model;
+    double *XC = malloc(rows * 3 * sizeof(double));
+    size_t nc = 0, bad = 0;
+    for (size_t i = 0; i < rows; i++) {
+        bad += !ks_batch_ok(&b, i);
+        if (ks_batch_ok(&b, i) && b.rt->v[b.variant[i]].sv->model == champ)
+            memcpy(XC + 3 * nc++, X + 3 * i, 3 * sizeof(double));
+    }
+    CHECK_EQ_INT((long long)bad, 0);
+    CHECK_MSG(nc > rows * 6 / 10 && nc < rows * 8 / 10, "%zu of %zu rows on the champion", nc,
+              rows);
+    ks_drift_t *want = ks_drift_new(15 * 60 * 1000, 100, 0);
+    ks_drift_set_model(want, champ);
+    ks_model_t *saved = model;
+    model = champ;
+    int64_t now = ks_now_wall_ms();
+    feed(want, XC, nc, now);
+    model = saved;
+    ks_drift_status_t st, wst;
+    ks_drift_snapshot(p->drift, now, &st);
+    ks_drift_snapshot(want, now, &wst);
+    CHECK(st.active);
+    CHECK_EQ_STR(st.version, "drift-test-1");
+    CHECK_EQ_INT((long long)st.rows, (long long)nc);
+    const char *names[] = {"amount", "ratio", "n_tx"};
+    for (int j = 0; j < 3; j++)
+        CHECK_NEAR(ks_drift_feature_psi(p->drift, names[j], NULL),
+                   ks_drift_feature_psi(want, names[j], NULL), 1e-12);
+    CHECK_NEAR(st.score_psi, wst.score_psi, 1e-12);
+    ks_drift_free(want);
+    free(XC);
+
+    ks_batch_release_models(&b);
+    ks_batch_destroy(&b);
+    ks_stage_runner_free(r);
+    ks_pipeline_free(p);
+    ks_config_free(cfg);
+    for (size_t i = 0; i < rows; i++)
+        free(ev[i]);
+    free(ev);
+    free(X);
+    unlink(v2);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_duration(void)
 {
     int64_t v;
@@ -263,6 +407,7 @@ int main(void)
     RUN(test_psi_shifted);
     RUN(test_window_slides);
     RUN(test_sidecar);
+    RUN(test_canary_rows);
     RUN(test_duration);
     ks_model_unref(model);
     ks_json_free(expected);

@@ -5,6 +5,14 @@
  * publishes PSI gauges. Runs after "model" (it reads X and the outputs) and
  * fails no row.
  *
+ * The window holds the champion's reference (the model in service), so it
+ * sees only the rows the champion scored. Under a canary or A/B routing
+ * (model.deployments_topic) the batch has no single input matrix (b->X is
+ * NULL: each variant scored its own rows): the champion's rows are gathered
+ * from F in its column order, with their outputs, into thread-local
+ * buffers; a candidate's rows are left out, so its features and scores are
+ * never counted as the champion's.
+ *
  * Cost per batch: one binary search over the bin edges per feature value
  * and per score, into thread-local counts, then one mutex to add them to the
  * window; PSI is recomputed at most once a second.
@@ -32,6 +40,8 @@ typedef struct drift_conf {
 typedef struct drift_thread {
     struct ks_pipeline *p;
     ks_drift_local_t *local;
+    double *x, *o;             /* the champion's rows under a routing */
+    size_t x_cap, o_cap;
 } drift_thread_t;
 
 static const ks_config_key_t drift_keys[] = {
@@ -101,6 +111,39 @@ static int thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *
     return KS_OK;
 }
 
+/* The rows of b that sv's model scored: their model inputs and outputs.
+ * Without a split routing that is every row of F, as the model stage left
+ * them (X, out); under one, the rows of the variants served by sv's model,
+ * gathered into t's buffers. Returns the number of rows. */
+static size_t served_rows(drift_thread_t *t, const ks_batch_t *b, const ks_serving_t *sv,
+                          const double **X, const double **out)
+{
+    const ks_routing_t *rt = b->rt;
+    if (!rt || rt->n == 1 || !b->variant) {
+        *X = b->X;
+        *out = b->out;
+        return b->rows;
+    }
+    const ks_model_t *m = sv->model;
+    size_t nf = m->n_features, n_out = m->n_outputs, k = 0;
+    if (b->rows * nf > t->x_cap)
+        t->x = ks_xrealloc(t->x, (t->x_cap = b->rows * nf) * sizeof(double));
+    if (b->rows * n_out > t->o_cap)
+        t->o = ks_xrealloc(t->o, (t->o_cap = b->rows * n_out) * sizeof(double));
+    for (size_t i = 0; i < b->n; i++) {
+        size_t r = b->good_row[i]; /* SIZE_MAX: failed, a model error included */
+        if (r == SIZE_MAX || rt->v[b->variant[i]].sv->model != m)
+            continue;
+        for (size_t j = 0; j < nf; j++)
+            t->x[k * nf + j] = b->F[r * b->n_cols + sv->model_col[j]];
+        memcpy(t->o + k * n_out, b->out + r * n_out, n_out * sizeof(double));
+        k++;
+    }
+    *X = t->x;
+    *out = t->o;
+    return k;
+}
+
 static void run(void *tctx, ks_batch_t *b)
 {
     drift_thread_t *t = tctx;
@@ -108,25 +151,33 @@ static void run(void *tctx, ks_batch_t *b)
         return;
     ks_model_t *m = b->sv->model;
     int64_t now = ks_now_wall_ms();
-    if (ks_drift_observe(t->local, m, b->X, b->out, b->rows, now) != KS_ESTATE)
-        return;
-    /* Another model than the watched one: switch if it is the one in
-     * service now (a hot swap); a batch of the outgoing model is skipped. */
-    ks_serving_t *cur = ks_pipeline_acquire(t->p);
-    if (cur->model == m && ks_drift_model(t->p->drift) != m) {
-        ks_drift_set_model(t->p->drift, m);
-        if (!m->reference)
-            ks_log(KS_LOG_WARN, "drift: model %s has no training reference; drift is not watched",
-                        m->version);
+    if (ks_drift_model(t->p->drift) != m) {
+        /* Another model than the watched one: switch if it is the one in
+         * service now (a hot swap); a batch of the outgoing model is
+         * skipped. */
+        ks_serving_t *cur = ks_pipeline_acquire(t->p);
+        if (cur->model == m && ks_drift_model(t->p->drift) != m) {
+            ks_drift_set_model(t->p->drift, m);
+            if (!m->reference)
+                ks_log(KS_LOG_WARN,
+                       "drift: model %s has no training reference; drift is not watched",
+                       m->version);
+        }
+        ks_serving_release(cur);
     }
-    ks_serving_release(cur);
-    ks_drift_observe(t->local, m, b->X, b->out, b->rows, now);
+    if (!m->reference)
+        return;
+    const double *X, *out;
+    size_t rows = served_rows(t, b, b->sv, &X, &out);
+    ks_drift_observe(t->local, m, X, out, rows, now); /* KS_ESTATE: not watched, skipped */
 }
 
 static void thread_free(void *tctx)
 {
     drift_thread_t *t = tctx;
     ks_drift_local_free(t->local);
+    free(t->x);
+    free(t->o);
     free(t);
 }
 

@@ -22,14 +22,20 @@
  * second by the labels thread, not before the worker commits the input
  * offsets, so a crash (not a clean stop, which syncs) can lose up to a second
  * of predictions to evaluation (never to the output topic). Each instance
- * joins the labels its consumer group member is given: with several
- * instances, key the labels topic like the input and give it the same
- * partitions, or run evaluation in one instance.
+ * joins only the labels its labels-group member is given with the
+ * predictions it made itself; the labels topic is not co-partitioned with
+ * the input, so with several instances run evaluation in one of them (a
+ * sample) or line the assignments up (docs/quality.md, "Several
+ * instances").
  *
- * Binary classifiers only (the score is P(class 1)); rows of other models
- * are not stored. Offline (`kscore predict`, backtests) nothing is stored;
- * the store file is opened (created) whenever the stage is configured,
- * `kscore validate` included.
+ * Binary classifiers only (the score is P(class 1)): a config whose model
+ * is not one is refused at start-up (a later hot swap to another kind of
+ * model stores nothing). The store file is opened only by the Kafka run (the
+ * first worker's thread_init, with the labels thread), under an exclusive
+ * lock: offline commands (`kscore predict`, `validate`, `backtest`,
+ * `features`) against a production config only check that it could be
+ * opened (ks_evalstore_check) and never rewrite it under a running
+ * instance; a second `kscore run` on the same store is refused (exit 2).
  */
 #include "base/common.h"
 #include "base/json.h"
@@ -125,14 +131,21 @@ static int init(struct ks_pipeline *p, const void *conf, void **out, char *errbu
                 size_t errsize)
 {
     const eval_conf_t *c = conf;
-    eval_ctx_t *x = ks_xcalloc(1, sizeof(*x));
     const struct ks_config *cfg = p->cfg;
-    int rc = ks_evalstore_open(c->store, (size_t)cfg->eval_max_pending, c->max_wait_ms,
-                               ks_now_wall_ms(), &x->store, errbuf, errsize);
-    if (rc) {
-        free(x);
-        return rc;
+    int rc = KS_OK;
+    if (p->serving && !p->serving->binary) {
+        const ks_model_t *m = p->serving->model;
+        return ks_err(errbuf, errsize, KS_EINVAL,
+                      "%s: evaluation: the model %s (version %s) is a %s, not a binary "
+                      "classifier: online evaluation joins labels 0/1 with P(class 1); remove "
+                      "the evaluation: section or serve a binary classifier", cfg->path, m->path,
+                      m->version, m->task != KS_TASK_CLASSIFICATION ? "regressor"
+                                                                    : "multiclass classifier");
     }
+    if ((rc = ks_evalstore_check(c->store, errbuf, errsize)))
+        return rc;
+    eval_ctx_t *x = ks_xcalloc(1, sizeof(*x));
+    x->store = ks_evalstore_new(c->store, (size_t)cfg->eval_max_pending, c->max_wait_ms);
     x->p = p;
     x->conf = c;
     x->ev = ks_evaluator_new(c->window_ms, cfg->output_has_threshold ? cfg->output_threshold
@@ -299,10 +312,14 @@ static int thread_init(void *ctx, const ks_stage_env_t *env, void **tctx, char *
                        size_t errsize)
 {
     eval_ctx_t *x = ctx;
-    int zero = 0;
+    int zero = 0, rc;
     *tctx = env->producer ? x : NULL; /* offline (kscore predict): nothing is stored */
-    if (env->producer && atomic_compare_exchange_strong(&x->started, &zero, 1))
+    if (env->producer && atomic_compare_exchange_strong(&x->started, &zero, 1)) {
+        /* the Kafka run: the store is opened (locked) here, before any batch */
+        if ((rc = ks_evalstore_start(x->store, ks_now_wall_ms(), errbuf, errsize)))
+            return rc;
         return start_labels(x, errbuf, errsize);
+    }
     return KS_OK;
 }
 
