@@ -84,8 +84,10 @@ count() {
     kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l
 }
 
-# end_offsets TOPIC : sum of the partitions' end offsets (a cheap metadata
-# query; equals the record count for non-transactional topics).
+# end_offsets TOPIC [ISOLATION] : sum of the partitions' end offsets (a cheap
+# metadata query; equals the record count for non-transactional topics).
+# ISOLATION: read_committed (librdkafka's default) gives the last stable
+# offsets, read_uncommitted the high watermarks.
 end_offsets() {
     local parts args=() p
     # (a broker may be down on purpose: a failed query counts as 0, the caller retries)
@@ -93,8 +95,17 @@ end_offsets() {
         awk '$1 == "partition" { sub(",", "", $2); print $2 }')
     for p in $parts; do args+=(-t "$1:$p:-1"); done
     [ ${#args[@]} -gt 0 ] || { echo 0; return; }
-    (kcat -b "$BROKERS" -Q "${args[@]}" 2>/dev/null || true) |
+    (kcat -b "$BROKERS" ${2:+-X "isolation.level=$2"} -Q "${args[@]}" 2>/dev/null || true) |
         awk '$NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
+}
+
+# replication_factor TOPIC : the fewest replicas any partition of TOPIC has
+# (0 when the cluster lists no partition).
+replication_factor() {
+    (kcat -b "$BROKERS" -L -t "$1" 2>/dev/null || true) |
+        awk '$1 == "partition" && $5 == "replicas:" { sub(/,$/, "", $6); n = split($6, r, ",")
+                 if (min == "" || n < min) min = n }
+             END { print min + 0 }'
 }
 
 # partition_end_offsets TOPIC : one "PARTITION END" line per partition.
@@ -214,18 +225,21 @@ PY
 
 # window_features_tsv : output records (JSON lines on stdin) as "id <tab>
 # the window features"; window_features TOPIC : the same for every record of
-# a topic (duplicates kept), in topic order.
+# a topic (duplicates kept), in topic order. Both topic readers below go
+# through `records` (defined with the exactly-once helpers): read_committed
+# as before (librdkafka's default), but bounded in time, since a partition
+# that ends with an aborted transaction can keep `kcat -e` waiting for more
+# records. The bounds are far above a full read of these tests' topics
+# (60,000 records read in about a second).
 window_features_tsv() {
     jq -r --arg f "$WINDOW_FEATS" '[.id] + [.features[($f | split(" "))[]] | tostring] | @tsv'
 }
-window_features() {
-    kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null | window_features_tsv
-}
+window_features() { records "$1" '%s\n' 120 | window_features_tsv; }
 
-# distinct_ids TOPIC : number of distinct "id" values in a topic of JSON records.
-distinct_ids() {
-    kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null | jq -r .id | sort -u | wc -l
-}
+# distinct_ids TOPIC : number of distinct "id" values in a topic of JSON
+# records (read for at most 30 s: wait_ids polls it, and a stalled read
+# returns a lower bound, which the poll retries).
+distinct_ids() { records "$1" '%s\n' 30 | jq -r .id | sort -u | wc -l; }
 
 # wait_ids TOPIC N TIMEOUT_S : until TOPIC has outputs for N distinct ids.
 wait_ids() { wait_for "distinct ids in $1" "$2" "$3" 2 distinct_ids "$1"; }
@@ -529,6 +543,17 @@ check_exact() {
     [ "$dlqs" -eq "$srcs" ] || fail "$((dlqs - srcs)) dead letter(s) seen twice"
     [ "$dlqs" -eq "$N_BAD" ] || fail "$dlqs dead letters, expected $N_BAD"
     [ $((outs + dlqs)) -eq "$N" ] || fail "$((outs + dlqs)) records for $N events"
+}
+
+# open_txn_offsets TOPIC : how many offsets of TOPIC lie past the last stable
+# offsets (high watermarks - LSOs, summed over its partitions): above 0 exactly
+# while a transaction that wrote records to TOPIC is open, which a
+# read_committed reader cannot see past. 0 when a query fails (a broker down).
+open_txn_offsets() {
+    local hw lso
+    hw=$(end_offsets "$1" read_uncommitted) # first: an LSO read later is no smaller
+    lso=$(end_offsets "$1" read_committed)
+    [ "$hw" -gt 0 ] && [ "$lso" -gt 0 ] && echo $((hw - lso)) || echo 0
 }
 
 # committed_total OUT DLQ : outputs + dead letters visible to read_committed
