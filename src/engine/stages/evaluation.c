@@ -95,20 +95,22 @@ static const ks_config_key_t eval_keys[] = {
      NULL, 0, 0, NULL,
      "Topic of delayed labels, JSON records {id, label: 0/1}; set to evaluate the model "
      "online (AUC, log loss, Brier, calibration, precision/recall per model version; "
-     "docs/quality.md). Needs output.id_field and a binary classifier."},
+     "docs/quality.md). Needs output.id_field and a binary classifier. Every instance reads "
+     "all its partitions (no consumer group) and joins the labels of its own predictions."},
     {"evaluation.id_field", KS_CONF_STRING, KS_CONF_OFF(eval_id_field), KS_CONF_NOHAS, 0, "id",
      0, 0, NULL, "Field of a label record holding the prediction's id (output.id_field's value)."},
     {"evaluation.label_field", KS_CONF_STRING, KS_CONF_OFF(eval_label_field), KS_CONF_NOHAS, 0,
      "label", 0, 0, NULL, "Field of a label record holding the label: 0/1, true/false, \"0\"/\"1\"."},
     {"evaluation.max_wait", KS_CONF_STRING, KS_CONF_OFF(eval_max_wait), KS_CONF_NOHAS, 0, "7d",
      0, 0, NULL,
-     "How long a prediction waits for its label; a label after that is counted late."},
+     "How long a prediction waits for its label; a label after that is counted late. A "
+     "store with no position for a labels partition starts reading it this far back."},
     {"evaluation.window", KS_CONF_STRING, KS_CONF_OFF(eval_window), KS_CONF_NOHAS, 0, "1h", 0, 0,
      NULL, "Sliding window (by label arrival) the evaluation metrics cover."},
     {"evaluation.store", KS_CONF_STRING, KS_CONF_OFF(eval_store), KS_CONF_NOHAS, 0,
      "kscore-evaluation.log", 0, 0, NULL,
-     "File of the durable store of waiting predictions (relative to the config file); "
-     "it survives restarts."},
+     "File of the durable store of waiting predictions and of the labels topic's read "
+     "positions (relative to the config file); it survives restarts. One per instance."},
     {"evaluation.max_pending", KS_CONF_INT, KS_CONF_OFF(eval_max_pending), KS_CONF_NOHAS, 0,
      "1000000", 1, 100000000, NULL,
      "Predictions the store keeps at most (waiting, or settled and remembered for "
