@@ -5,11 +5,12 @@
 # group has settled (2 partitions each), 20,000 events are scored; which
 # instance scored an event is known from the input partitions each one holds
 # (/status.json), checked against each one's kscore_events_predicted_total.
-# Then the labels of 14,000 of the events arrive, shuffled, on a 3-partition
-# labels topic: every instance reads every label, so each label is joined by
-# the instance that holds its prediction and counted `unknown` by the other:
-# joined adds up to exactly the labels sent, each instance joins exactly the
-# labels of its own events, nothing is duplicate or late. B is restarted
+# Then the labels of 14,000 of the events arrive, shuffled and keyed by id,
+# on a 3-partition labels topic: every instance reads every label, so each
+# label is joined by the instance that holds its prediction and counted
+# `unknown` by the other: joined adds up to exactly the labels sent, each
+# instance joins exactly the labels of its own events, nothing is duplicate
+# or late (and the group did not rebalance meanwhile). B is restarted
 # (SIGTERM, same store): it resumes each labels partition at the position its
 # store kept (the log line names the offsets, equal to the partitions' ends)
 # and the other 6,000 labels, for predictions made before the restart, are
@@ -51,6 +52,13 @@ joined_sum() {
     echo "$s"
 }
 read_by() { echo $(($(labels "$1" joined) + $(labels "$1" unknown))); }
+# produce_labels FILE : the labels, keyed by id (so spread over the labels
+# partitions; without a key the producer's sticky partitioner may put a
+# fast burst in one)
+produce_labels() {
+    jq -rc '.id + "\t" + tojson' "$1" | kcat -b "$BROKERS" -P -t "$LABELS" -K $'\t' ||
+        fail "cannot produce labels"
+}
 rebalances() { echo "$(metric_sum "$URL_A" kscore_rebalances_total) $(metric_sum "$URL_B" kscore_rebalances_total)"; }
 
 ks_start A run -c "$EXAMPLE" "${SETS[@]}" --set "evaluation.store=$WORK/evalA.log"
@@ -88,7 +96,7 @@ split_labels "$WORK/scores.jsonl" 7 "$N1"
 in_batch() { jq -r .id "$WORK/labels$1.jsonl" | sort | comm -12 - "$WORK/ids-$2.txt" | wc -l; }
 L1_A=$(in_batch 1 A); L1_B=$(in_batch 1 B); L2_A=$(in_batch 2 A); L2_B=$(in_batch 2 B)
 
-kcat -b "$BROKERS" -P -t "$LABELS" <"$WORK/labels1.jsonl" || fail "cannot produce labels"
+produce_labels "$WORK/labels1.jsonl"
 partition_end_offsets "$LABELS" >"$WORK/labels-ends1.txt"
 awk '$2 == 0 { exit 1 }' "$WORK/labels-ends1.txt" || fail "a labels partition got no label: $(tr '\n' ' ' <"$WORK/labels-ends1.txt")"
 wait_for "labels read by A" "$N1" 120 0.5 read_by "$URL_A"
@@ -116,7 +124,7 @@ wait_log "$WORK/kscore-B2.log" "evaluation: reading 3 partition(s) of $LABELS" 6
 want=$(awk '{ printf "%s[%s] at %s", (NR > 1 ? ", " : ""), $1, $2 }' "$WORK/labels-ends1.txt")
 grep -qF "(every instance reads all of them): $want\"" "$WORK/kscore-B2.log" ||
     fail "B did not resume at the labels' ends ($want): $(grep 'evaluation: reading' "$WORK/kscore-B2.log")"
-kcat -b "$BROKERS" -P -t "$LABELS" <"$WORK/labels2.jsonl" || fail "cannot produce labels"
+produce_labels "$WORK/labels2.jsonl"
 wait_for "labels read by A" "$N" 120 0.5 read_by "$URL_A"
 wait_for "labels read by B after its restart" "$((N - N1))" 120 0.5 read_by "$URL_B"
 JA=$(labels "$URL_A" joined) JB2=$(labels "$URL_B" joined) JB1=$L1_B
