@@ -8,6 +8,10 @@
  *
  * Every record goes through append(): to the log and, while a compaction
  * runs (s->next), to the file replacing it; both count their lines.
+ *
+ * The labels topic's positions are two arrays indexed by partition: the
+ * position set (pos) and the one the log says (pos_logged); a sync writes
+ * an O line where they differ, after its fdatasync (evalstore.h).
  */
 #include "engine/evalstore.h"
 
@@ -54,6 +58,11 @@ struct ks_evalstore {
     uint32_t *bucket;
     size_t mask;
     ks_evalstore_stats_t st;
+    char *pos_topic;    /* the labels topic the positions are of, or NULL */
+    int64_t *pos;       /* per partition: the next label to read, -1 unknown */
+    int64_t *pos_logged;/* per partition: the last O line written, -1 none */
+    size_t n_pos;       /* slots in pos and pos_logged */
+    size_t n_pos_set;   /* positions >= 0 (live lines, for compaction) */
 };
 
 static uint32_t hash_id(const char *id, size_t len)
@@ -157,9 +166,17 @@ static void log_state(FILE *f, char what, const entry_t *e)
     fputc('\n', f);
 }
 
-/* One record of entry e ('P', 'J' or 'X') to the log and, while compacting,
- * to the next log. Under the lock. */
-static void append(ks_evalstore_t *s, char what, const entry_t *e)
+static void log_pos(FILE *f, const ks_evalstore_t *s, size_t part)
+{
+    fputs("O ", f);
+    put_field(f, s->pos_topic, strlen(s->pos_topic));
+    fprintf(f, " %zu %lld\n", part, (long long)s->pos[part]);
+}
+
+/* One record to the log and, while compacting, to the next log: entry e's
+ * ('P', 'J' or 'X'), or partition part's position ('O', e NULL). Under the
+ * lock. */
+static void append(ks_evalstore_t *s, char what, const entry_t *e, size_t part)
 {
     FILE *f[2] = {s->log, s->next};
     for (int k = 0; k < 2; k++) {
@@ -167,6 +184,8 @@ static void append(ks_evalstore_t *s, char what, const entry_t *e)
             continue;
         if (what == 'P')
             log_pred(f[k], e);
+        else if (what == 'O')
+            log_pos(f[k], s, part);
         else
             log_state(f[k], what, e);
     }
@@ -182,6 +201,45 @@ static size_t write_entry(FILE *f, const entry_t *e)
         return 1;
     log_state(f, e->state == ST_JOINED ? 'J' : 'X', e);
     return 2;
+}
+
+/* Makes `topic` the positions' topic (forgetting another topic's) with a
+ * slot for partition. Under the lock (or before start). */
+static void pos_slot(ks_evalstore_t *s, const char *topic, size_t part)
+{
+    if (!s->pos_topic || strcmp(s->pos_topic, topic)) {
+        free(s->pos_topic);
+        s->pos_topic = ks_xstrdup(topic);
+        for (size_t i = 0; i < s->n_pos; i++)
+            s->pos[i] = s->pos_logged[i] = -1;
+        s->n_pos_set = 0;
+    }
+    if (part < s->n_pos)
+        return;
+    size_t n = s->n_pos ? s->n_pos : 8;
+    while (n <= part)
+        n *= 2;
+    s->pos = ks_xrealloc(s->pos, n * sizeof(int64_t));
+    s->pos_logged = ks_xrealloc(s->pos_logged, n * sizeof(int64_t));
+    for (size_t i = s->n_pos; i < n; i++)
+        s->pos[i] = s->pos_logged[i] = -1;
+    s->n_pos = n;
+}
+
+static void set_pos(ks_evalstore_t *s, const char *topic, size_t part, int64_t offset)
+{
+    pos_slot(s, topic, part);
+    s->n_pos_set += s->pos[part] < 0;
+    s->pos[part] = offset;
+}
+
+/* A decimal in [0, max], else -1. */
+static long long parse_count(const char *t, long long max)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(t, &end, 10);
+    return *t >= '0' && *t <= '9' && !*end && !errno && v <= max ? v : -1;
 }
 
 /* Replays the log into the table (last record of an id wins). */
@@ -228,6 +286,12 @@ static void replay(ks_evalstore_t *s, FILE *f)
                 s->st.waiting--;
                 s->st.remembered++;
             }
+        } else if (n == 4 && !strcmp(tok[0], "O")) {
+            long long part = parse_count(tok[2], KS_EVALSTORE_MAX_PARTITIONS - 1);
+            long long off = parse_count(tok[3], INT64_MAX);
+            get_field(tok[1]);
+            if (part >= 0 && off >= 0)
+                set_pos(s, tok[1], (size_t)part, off);
         } /* anything else: a torn last line after a crash; skipped */
     }
     free(line);
@@ -268,6 +332,14 @@ static int compact(ks_evalstore_t *s, int running, char *errbuf, size_t errsize)
         if (s->e[i].state != ST_FREE)
             s->next_lines += write_entry(f, &s->e[i]);
     }
+    /* the positions last: every join before them is in the table, so in
+     * this file, and the fsync below covers both */
+    for (size_t p = 0; p < s->n_pos; p++)
+        if (s->pos[p] >= 0) {
+            log_pos(f, s, p);
+            s->pos_logged[p] = s->pos[p];
+            s->next_lines++;
+        }
     bad = fflush(f) != 0;
     pthread_mutex_unlock(&s->lock);
     bad = bad || fsync(fileno(f)) != 0;
@@ -277,6 +349,8 @@ static int compact(ks_evalstore_t *s, int running, char *errbuf, size_t errsize)
         rc = ks_err(errbuf, errsize, KS_EIO, "cannot write %s: %s", tmp, strerror(errno));
         fclose(f);
         unlink(tmp);
+        for (size_t p = 0; p < s->n_pos; p++)
+            s->pos_logged[p] = -1; /* the old log's may be older: the next sync rewrites */
     } else {
         if (s->log)
             fclose(s->log);
@@ -403,7 +477,8 @@ void ks_evalstore_close(ks_evalstore_t *s)
     if (!s)
         return;
     if (s->log) {
-        ks_evalstore_sync(s);
+        if (ks_evalstore_sync(s) == KS_OK && fdatasync(fileno(s->log)) != 0)
+            ks_warn("evaluation.store: cannot sync %s: %s", s->path, strerror(errno));
         fclose(s->log);
     }
     if (s->lock_fd >= 0)
@@ -412,6 +487,9 @@ void ks_evalstore_close(ks_evalstore_t *s)
         free(s->e[i].id);
     free(s->e);
     free(s->bucket);
+    free(s->pos_topic);
+    free(s->pos);
+    free(s->pos_logged);
     free(s->path);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -442,7 +520,7 @@ int ks_evalstore_put(ks_evalstore_t *s, const char *id, size_t id_len, const ks_
         s->st.waiting++;
     }
     s->e[i].p = *p;
-    append(s, 'P', &s->e[i]);
+    append(s, 'P', &s->e[i], 0);
     if (ferror(s->log))
         rc = KS_EIO;
 out:
@@ -465,7 +543,7 @@ ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t i
             s->st.waiting--;
             s->st.remembered++;
             s->st.expired += late;
-            append(s, late ? 'X' : 'J', e);
+            append(s, late ? 'X' : 'J', e, 0);
             o = late ? KS_EVAL_LATE : KS_EVAL_JOINED;
         } else {
             o = e->state == ST_JOINED ? KS_EVAL_DUPLICATE : KS_EVAL_LATE;
@@ -490,7 +568,7 @@ size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
             s->st.waiting--;
             s->st.remembered++;
             s->st.expired++;
-            append(s, 'X', e);
+            append(s, 'X', e, 0);
             if (on_expire)
                 on_expire(ctx, &e->p);
             n++;
@@ -506,7 +584,8 @@ int ks_evalstore_sync(ks_evalstore_t *s)
 {
     char err[512];
     pthread_mutex_lock(&s->lock);
-    uint64_t live = s->st.waiting + 2 * s->st.remembered, lines = s->st.log_lines;
+    uint64_t live = s->st.waiting + 2 * s->st.remembered + s->n_pos_set;
+    uint64_t lines = s->st.log_lines;
     int compact_now = s->log && !s->compacting && lines >= KS_EVALSTORE_COMPACT_MIN &&
                       lines > 2 * live && lines >= s->retry_at;
     s->compacting |= compact_now;
@@ -525,8 +604,38 @@ int ks_evalstore_sync(ks_evalstore_t *s)
     }
     pthread_mutex_lock(&s->lock);
     int rc = !s->log ? KS_OK : fflush(s->log) || fdatasync(fileno(s->log)) ? KS_EIO : KS_OK;
+    if (s->log && rc == KS_OK) {
+        /* the joins are on disk: now the positions they stand for */
+        for (size_t p = 0; p < s->n_pos; p++)
+            if (s->pos[p] >= 0 && s->pos[p] != s->pos_logged[p]) {
+                append(s, 'O', NULL, p);
+                s->pos_logged[p] = s->pos[p];
+            }
+        rc = fflush(s->log) ? KS_EIO : KS_OK;
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int64_t ks_evalstore_position(ks_evalstore_t *s, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&s->lock);
+    int64_t off = s->pos_topic && !strcmp(s->pos_topic, topic) && partition >= 0 &&
+                          (size_t)partition < s->n_pos
+                      ? s->pos[partition]
+                      : -1;
+    pthread_mutex_unlock(&s->lock);
+    return off;
+}
+
+void ks_evalstore_set_position(ks_evalstore_t *s, const char *topic, int32_t partition,
+                               int64_t offset)
+{
+    if (partition < 0 || partition >= KS_EVALSTORE_MAX_PARTITIONS || offset < 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    set_pos(s, topic, (size_t)partition, offset);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void ks_evalstore_stats(ks_evalstore_t *s, ks_evalstore_stats_t *st)

@@ -12,10 +12,21 @@
  *   P <time_ms> <score> <version> <variant> <id>   a prediction
  *   J <id>                                        its label arrived
  *   X <id>                                        it expired
+ *   O <topic> <partition> <offset>                the labels topic's position
  * (strings percent-escaped: no space, newline or '%' inside a field).
- * ks_evalstore_sync flushes and fdatasyncs it; the caller syncs before it
- * commits whatever the store's contents stand for (the labels topic's
- * offsets). A last line without its newline (a crash mid-write) is skipped.
+ * ks_evalstore_sync flushes and fdatasyncs it. A last line without its
+ * newline (a crash mid-write) is skipped.
+ *
+ * Positions: the labels thread reads every partition of the labels topic
+ * itself (no consumer group) and keeps where it is in the store, so that a
+ * restart resumes where the last sync left off. ks_evalstore_set_position
+ * only notes the position in memory; ks_evalstore_sync writes an O line for
+ * each position that moved, after the fdatasync that put the joins before
+ * it on disk. So a position on disk never runs ahead of its joins: a crash
+ * can only make a restart read a few labels again, whose ids the store
+ * remembers as joined (counted duplicate, never joined twice). Compaction
+ * keeps the last position of each partition. One labels topic at a time:
+ * setting a position on another topic forgets the old topic's positions.
  *
  * Size: starting replays the log, drops what is past its deadline and
  * rewrites it compacted (write, fsync, rename). While running,
@@ -71,6 +82,7 @@ typedef struct ks_evalstore_stats {
 } ks_evalstore_stats_t;
 
 #define KS_EVALSTORE_COMPACT_MIN 1024  /* log lines below which no compaction runs */
+#define KS_EVALSTORE_MAX_PARTITIONS 100000  /* labels topic partitions a store tracks */
 
 /* A store of at most max_entries ids for the log at `path`; touches no file
  * (ks_evalstore_start does). Never fails. */
@@ -87,7 +99,8 @@ int ks_evalstore_open(const char *path, size_t max_entries, int64_t max_wait_ms,
  * readable and writable regular file, else its directory must be writable.
  * Reads nothing, creates nothing, takes no lock. */
 int ks_evalstore_check(const char *path, char *errbuf, size_t errsize);
-/* Syncs and closes (releasing the lock). NULL is fine. */
+/* Syncs (positions included, to disk) and closes (releasing the lock).
+ * NULL is fine. */
 void ks_evalstore_close(ks_evalstore_t *s);
 
 /* Records a prediction. A second prediction for a waiting id replaces it.
@@ -106,10 +119,24 @@ ks_eval_outcome_t ks_evalstore_label(ks_evalstore_t *s, const char *id, size_t i
 size_t ks_evalstore_expire(ks_evalstore_t *s, int64_t now_ms,
                            void (*on_expire)(void *ctx, const ks_eval_pred_t *p), void *ctx);
 /* Compacts the log if it has grown past twice the live entries (see
- * above), then flushes it to disk (fdatasync). KS_EIO when the log cannot
- * be synced (a failed compaction only leaves the old log in place: logged,
- * retried once the log has grown by half again). */
+ * above), then flushes it to disk (fdatasync), then appends (and flushes,
+ * without waiting for the disk) the positions set since the last sync.
+ * KS_EIO when the log cannot be synced (a failed compaction only leaves the
+ * old log in place: logged, retried once the log has grown by half
+ * again). */
 int ks_evalstore_sync(ks_evalstore_t *s);
+/* The position of the labels topic `topic` in `partition`: the offset of
+ * the next label to read, as last set (or as the log held it at start);
+ * -1 when the store has none (a fresh store, another topic, a partition not
+ * read yet). Any thread. */
+int64_t ks_evalstore_position(ks_evalstore_t *s, const char *topic, int32_t partition);
+/* Notes that every label of topic/partition before `offset` has been
+ * applied (ks_evalstore_label, or found unreadable); the next
+ * ks_evalstore_sync writes it. A partition outside [0,
+ * KS_EVALSTORE_MAX_PARTITIONS) or a negative offset is ignored. Labels
+ * thread. */
+void ks_evalstore_set_position(ks_evalstore_t *s, const char *topic, int32_t partition,
+                               int64_t offset);
 /* The counters; all zero for NULL or a store not started. */
 void ks_evalstore_stats(ks_evalstore_t *s, ks_evalstore_stats_t *st);
 

@@ -253,6 +253,50 @@ check_ids_exact() {
         fail "the output ids are not exactly e0..e$(($2 - 1)) once each ($(wc -l <"$WORK/ids.have") records)"
 }
 
+# ---- online evaluation ---------------------------------------------------
+
+# split_labels SCORES SEED N1 : a label for each output record of SCORES
+# (JSON lines with "id" and "score"), drawn with the model's own probability
+# (a calibrated model) from awk's srand(SEED), in a shuffled order:
+# $WORK/labels.jsonl, its first N1 lines in $WORK/labels1.jsonl, the rest in
+# $WORK/labels2.jsonl ({"id", "label"} records).
+split_labels() {
+    jq -r '[.id, .score] | @tsv' "$1" |
+        awk -F'\t' -v seed="$2" 'BEGIN { srand(seed) } {
+            printf "%.6f {\"id\":\"%s\",\"label\":%d}\n", rand(), $1, rand() < $2 }' |
+        sort -n | cut -d' ' -f2 >"$WORK/labels.jsonl"
+    head -n "$3" "$WORK/labels.jsonl" >"$WORK/labels1.jsonl"
+    tail -n +"$(($3 + 1))" "$WORK/labels.jsonl" >"$WORK/labels2.jsonl"
+}
+
+# check_eval_metrics NAME METRICS PAIRS : kscore_eval_auc, _log_loss and
+# _brier in METRICS (a /metrics scrape, one model version) equal
+# scikit-learn's on PAIRS (lines "score label") to 1e-9; prints a line per
+# metric and fails the test naming NAME otherwise.
+check_eval_metrics() {
+    "$ROOT/.venv/bin/python" - "$@" <<'PY' || fail "$1: evaluation metrics differ from scikit-learn's"
+import re, sys
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+name, metrics, pairs = sys.argv[1:4]
+s, y = [], []
+for line in open(pairs):
+    score, label = line.split()
+    s.append(float(score)); y.append(int(label))
+want = {"auc": roc_auc_score(y, s), "log_loss": log_loss(y, s), "brier": brier_score_loss(y, s)}
+got = {}
+for line in open(metrics):
+    m = re.match(r"kscore_eval_(auc|log_loss|brier)\{.*\} (\S+)$", line)
+    if m:
+        got[m.group(1)] = float(m.group(2))
+bad = 0
+for k, v in want.items():
+    ok = k in got and abs(got[k] - v) <= 1e-9
+    bad += not ok
+    print(f"{'ok' if ok else 'FAIL'}: {name}: {k} kscore {got.get(k)!r} sklearn {v!r} ({len(y)} pairs)")
+sys.exit(bad)
+PY
+}
+
 # ---- observability helpers (metrics endpoint, Prometheus) ----------------
 
 # http_get URL : prints the body (any status); fails the test if nothing answers.

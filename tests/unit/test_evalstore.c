@@ -14,6 +14,14 @@
  * (score bit for bit) and every joined id, against the test's own record.
  * A crash-torn last line that still parses as a record is not replayed,
  * and appends after it are not glued to it.
+ *
+ * The labels topic's positions: set in memory, written by a sync after its
+ * fdatasync (after the joins they stand for, in the file), read back after
+ * close/reopen, kept (one line each) by a compaction while running and at
+ * start, forgotten when another topic's are set; a crash (the file as a
+ * sync left it, copied) resumes at the last synced position, where a label
+ * joined before it is a duplicate; a torn or malformed position line is
+ * skipped.
  */
 #include "test.h"
 
@@ -301,11 +309,169 @@ static void test_torn_line(void)
     CHECK(system(cmd) == 0);
 }
 
+/* The lines of a file, for looking at its records. */
+static int file_lines(const char *path, char lines[][128], int max)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && n < max && fgets(lines[n], 128, f))
+        lines[n][strcspn(lines[n], "\n")] = 0, n++;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int line_index(char lines[][128], int n, const char *want)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(lines[i], want))
+            return i;
+    return -1;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "cp %s %s", from, to);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_positions(void)
+{
+    char dir[] = "/tmp/ks_evalstore_XXXXXX", path[300], crash[320], err[512];
+    static char lines[4096][128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/eval.log", dir);
+    snprintf(crash, sizeof(crash), "%s/crash.log", dir);
+    const int64_t t0 = 1800000000000;
+    ks_evalstore_t *s = NULL, *c = NULL;
+    ks_eval_pred_t got, p = pred(0.5, t0, "v1");
+    CHECK_EQ_INT(ks_evalstore_open(path, 4000, DAY, t0, &s, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), -1); /* a fresh store */
+    CHECK_EQ_INT(ks_evalstore_put(s, "e1", 2, &p), 0);
+    CHECK_EQ_INT(ks_evalstore_put(s, "e2", 2, &p), 0);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e1", 2, t0, &got), KS_EVAL_JOINED);
+    ks_evalstore_set_position(s, "labels", 0, 41);
+    ks_evalstore_set_position(s, "labels", 2, 7);
+    ks_evalstore_set_position(s, "labels", -1, 5);                         /* ignored */
+    ks_evalstore_set_position(s, "labels", KS_EVALSTORE_MAX_PARTITIONS, 5); /* ignored */
+    ks_evalstore_set_position(s, "labels", 1, -3);                         /* ignored */
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), 41);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 1), -1);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 2), 7);
+    CHECK_EQ_INT(ks_evalstore_position(s, "other", 0), -1);
+    /* not in the file before a sync; after it, behind the join */
+    int n = file_lines(path, lines, 4096);
+    CHECK_EQ_INT(line_index(lines, n, "O labels 0 41"), -1);
+    CHECK_EQ_INT(ks_evalstore_sync(s), 0);
+    n = file_lines(path, lines, 4096);
+    CHECK(line_index(lines, n, "J e1") >= 0);
+    CHECK(line_index(lines, n, "O labels 0 41") > line_index(lines, n, "J e1"));
+    CHECK(line_index(lines, n, "O labels 2 7") > line_index(lines, n, "J e1"));
+    /* an unmoved position is not written again */
+    CHECK_EQ_INT(ks_evalstore_sync(s), 0);
+    CHECK_EQ_INT(file_lines(path, lines, 4096), n);
+
+    /* a crash now: e2's label is applied, its position set, nothing synced */
+    copy_file(path, crash);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e2", 2, t0, &got), KS_EVAL_JOINED);
+    ks_evalstore_set_position(s, "labels", 0, 42);
+    CHECK_EQ_INT(ks_evalstore_open(crash, 4000, DAY, t0, &c, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_evalstore_position(c, "labels", 0), 41);
+    CHECK_EQ_INT(ks_evalstore_position(c, "labels", 2), 7);
+    /* read again from 41: e1 (joined before the synced position) is a
+     * duplicate, never a second join; e2's join was not on disk: it joins */
+    CHECK_EQ_INT(ks_evalstore_label(c, "e1", 2, t0, &got), KS_EVAL_DUPLICATE);
+    CHECK_EQ_INT(ks_evalstore_label(c, "e2", 2, t0, &got), KS_EVAL_JOINED);
+    ks_evalstore_close(c);
+
+    /* close and reopen: the last positions, the restart point */
+    ks_evalstore_close(s);
+    CHECK_EQ_INT(ks_evalstore_open(path, 4000, DAY, t0, &s, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), 42);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 2), 7);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 1), -1);
+    CHECK_EQ_INT(ks_evalstore_label(s, "e2", 2, t0, &got), KS_EVAL_DUPLICATE);
+    /* the start's compaction kept one line per position */
+    n = file_lines(path, lines, 4096);
+    int o_lines = 0;
+    for (int i = 0; i < n; i++)
+        o_lines += lines[i][0] == 'O';
+    CHECK_EQ_INT(o_lines, 2);
+
+    /* compaction while running: 2,000 moves of three positions and 1,000
+     * dead predictions make the log compact; the positions stay */
+    for (int i = 0; i < 1000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "old%d", i);
+        ks_eval_pred_t old = pred(0.5, t0 - 10 * DAY, "v1");
+        CHECK_EQ_INT(ks_evalstore_put(s, id, strlen(id), &old), 0);
+    }
+    CHECK_EQ_INT(ks_evalstore_expire(s, t0, NULL, NULL), 1000);
+    CHECK_EQ_INT(ks_evalstore_expire(s, t0, NULL, NULL), 0); /* forgotten */
+    ks_evalstore_stats_t st;
+    int checked = 0;
+    for (int i = 0; i < 2000; i++) {
+        for (int part = 0; part < 3; part++)
+            ks_evalstore_set_position(s, "labels", part, 100 + i);
+        ks_evalstore_stats(s, &st);
+        uint64_t before = st.compactions;
+        CHECK_EQ_INT(ks_evalstore_sync(s), 0);
+        ks_evalstore_stats(s, &st);
+        if (st.compactions > before && !checked++) {
+            /* the compacted file holds the positions (one line each), so
+             * this sync had none left to append */
+            char want[64];
+            n = file_lines(path, lines, 4096);
+            o_lines = 0;
+            for (int k = 0; k < n; k++)
+                o_lines += lines[k][0] == 'O';
+            CHECK_EQ_INT(o_lines, 3);
+            snprintf(want, sizeof(want), "O labels 2 %d", 100 + i);
+            CHECK(line_index(lines, n, want) >= 0);
+        }
+    }
+    CHECK_EQ_INT(checked, (long long)st.compactions);
+    CHECK(st.compactions >= 1);
+    CHECK(st.log_lines < 2048);
+    copy_file(path, crash); /* as a crash would leave it */
+    CHECK_EQ_INT(ks_evalstore_open(crash, 4000, DAY, t0, &c, err, sizeof(err)), 0);
+    for (int part = 0; part < 3; part++)
+        CHECK_EQ_INT(ks_evalstore_position(c, "labels", part), 2099);
+    CHECK_EQ_INT(ks_evalstore_label(c, "e1", 2, t0, &got), KS_EVAL_DUPLICATE);
+    ks_evalstore_close(c);
+
+    /* another labels topic: the old topic's positions are forgotten */
+    ks_evalstore_set_position(s, "labels-v2", 0, 3);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), -1);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels-v2", 0), 3);
+    ks_evalstore_close(s);
+    CHECK_EQ_INT(ks_evalstore_open(path, 4000, DAY, t0, &s, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), -1);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels-v2", 0), 3);
+    ks_evalstore_close(s);
+
+    /* torn and malformed position lines are skipped */
+    FILE *f = fopen(path, "w");
+    fprintf(f, "O labels 0 5\nO labels 1 x\nO labels -1 6\nO labels 2 99999999999999999999\n"
+               "O labels 1\nO labels 0 7");
+    fclose(f);
+    CHECK_EQ_INT(ks_evalstore_open(path, 4000, DAY, t0, &s, err, sizeof(err)), 0);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 0), 5);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 1), -1);
+    CHECK_EQ_INT(ks_evalstore_position(s, "labels", 2), -1);
+    ks_evalstore_close(s);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     RUN(test_store);
     RUN(test_one_opener);
     RUN(test_compaction_running);
     RUN(test_torn_line);
+    RUN(test_positions);
     return test_summary();
 }

@@ -7,26 +7,38 @@
  *                store (engine/evalstore.h): one mutex per row, a line of
  *                buffered log
  *   labels       one thread per pipeline (started with the first Kafka
- *                worker, never offline) consumes evaluation.labels_topic in
- *                the consumer group "<input.group_id>.labels", joins each
- *                label in the store, and once a second: expires predictions
- *                past max_wait, recomputes and publishes the window's metrics
- *                (engine/evaluation.h), fdatasyncs the store, then commits
- *                the labels' offsets - so a label is never committed before
- *                its join is on disk
+ *                worker, never offline) reads EVERY partition of
+ *                evaluation.labels_topic (rd_kafka_assign, no group
+ *                membership, no commits; the partitions are looked up again
+ *                every LABELS_RECHECK_MS for new ones), joins each label
+ *                whose id its store holds, and once a second: expires
+ *                predictions past max_wait, recomputes and publishes the
+ *                window's metrics (engine/evaluation.h), notes each
+ *                partition's position in the store and syncs it (the store
+ *                writes the positions after the joins are on disk)
  *   evaluation.topic  optional: one JSON record per joined pair
  *                {"id","label","score","model_version","variant",
  *                 "predicted_at","labelled_at"}, keyed by id
  *
+ * Several instances: the predictions stay with the instance that made them
+ * (its store), and every instance reads every label, so each label is
+ * joined by the instance holding its prediction, whichever input partitions
+ * move between instances; the others count it `unknown`. Where a partition
+ * starts: the store's position (a restart resumes where its last sync left
+ * off; labels read again after a crash are ids the store remembers as
+ * joined: duplicates, never joined twice), else - a fresh store, a new
+ * partition - the first label of the last max_wait
+ * (rd_kafka_offsets_for_times): older labels cannot match a waiting
+ * prediction. The consumer still carries group.id "<input.group_id>.labels"
+ * (librdkafka's assign needs one) but never joins it nor commits to it.
+ *
  * Durability and its limits: the predictions' log lines are synced once a
  * second by the labels thread, not before the worker commits the input
  * offsets, so a crash (not a clean stop, which syncs) can lose up to a second
- * of predictions to evaluation (never to the output topic). Each instance
- * joins only the labels its labels-group member is given with the
- * predictions it made itself; the labels topic is not co-partitioned with
- * the input, so with several instances run evaluation in one of them (a
- * sample) or line the assignments up (docs/quality.md, "Several
- * instances").
+ * of predictions to evaluation (never to the output topic). After a crash,
+ * evaluation.topic may miss or repeat the joined records of the last second
+ * (they are produced as labels are joined, the store is synced once a
+ * second); a clean stop loses and repeats none.
  *
  * Binary classifiers only (the score is P(class 1)): a config whose model
  * is not one is refused at start-up (a later hot swap to another kind of
@@ -58,6 +70,10 @@ typedef struct eval_conf {
     char store[4096];
 } eval_conf_t;
 
+#define LABELS_RECHECK_MS 30000  /* how often the labels topic's partitions are listed */
+#define LABELS_RETRY_MS 2000     /* ... after a failed look-up */
+#define LABELS_TIMEOUT_MS 5000   /* each metadata or offset request */
+
 typedef struct eval_ctx {
     struct ks_pipeline *p;
     const eval_conf_t *conf;
@@ -66,6 +82,9 @@ typedef struct eval_ctx {
     atomic_int started, stop;
     pthread_t thread;
     rd_kafka_t *consumer, *producer;
+    rd_kafka_topic_t *labels_rkt;  /* for metadata requests */
+    int64_t *next;     /* labels thread: per partition, the offset of the next label */
+    int n_parts;       /* labels partitions assigned (0..n_parts-1) */
     ks_kafka_ctx_t kctx;
     ks_counter_t *store_full;
     ks_gauge_t *waiting;
@@ -76,20 +95,22 @@ static const ks_config_key_t eval_keys[] = {
      NULL, 0, 0, NULL,
      "Topic of delayed labels, JSON records {id, label: 0/1}; set to evaluate the model "
      "online (AUC, log loss, Brier, calibration, precision/recall per model version; "
-     "docs/quality.md). Needs output.id_field and a binary classifier."},
+     "docs/quality.md). Needs output.id_field and a binary classifier. Every instance reads "
+     "all its partitions (no consumer group) and joins the labels of its own predictions."},
     {"evaluation.id_field", KS_CONF_STRING, KS_CONF_OFF(eval_id_field), KS_CONF_NOHAS, 0, "id",
      0, 0, NULL, "Field of a label record holding the prediction's id (output.id_field's value)."},
     {"evaluation.label_field", KS_CONF_STRING, KS_CONF_OFF(eval_label_field), KS_CONF_NOHAS, 0,
      "label", 0, 0, NULL, "Field of a label record holding the label: 0/1, true/false, \"0\"/\"1\"."},
     {"evaluation.max_wait", KS_CONF_STRING, KS_CONF_OFF(eval_max_wait), KS_CONF_NOHAS, 0, "7d",
      0, 0, NULL,
-     "How long a prediction waits for its label; a label after that is counted late."},
+     "How long a prediction waits for its label; a label after that is counted late. A "
+     "store with no position for a labels partition starts reading it this far back."},
     {"evaluation.window", KS_CONF_STRING, KS_CONF_OFF(eval_window), KS_CONF_NOHAS, 0, "1h", 0, 0,
      NULL, "Sliding window (by label arrival) the evaluation metrics cover."},
     {"evaluation.store", KS_CONF_STRING, KS_CONF_OFF(eval_store), KS_CONF_NOHAS, 0,
      "kscore-evaluation.log", 0, 0, NULL,
-     "File of the durable store of waiting predictions (relative to the config file); "
-     "it survives restarts."},
+     "File of the durable store of waiting predictions and of the labels topic's read "
+     "positions (relative to the config file); it survives restarts. One per instance."},
     {"evaluation.max_pending", KS_CONF_INT, KS_CONF_OFF(eval_max_pending), KS_CONF_NOHAS, 0,
      "1000000", 1, 100000000, NULL,
      "Predictions the store keeps at most (waiting, or settled and remembered for "
@@ -235,18 +256,138 @@ static void expired_cb(void *ctx, const ks_eval_pred_t *p)
     ks_evaluator_expired(x->ev, p, ks_now_wall_ms());
 }
 
+/* Where a labels partition not read yet starts: the store's position, else
+ * the first label at or after `since` (the partition's end when none is).
+ * Fills next[from..n-1]; KS_EKAFKA with a sentence when the cluster did not
+ * answer. */
+static int start_offsets(eval_ctx_t *x, int from, int n, int64_t *next, int64_t since,
+                         char *why, size_t whysize)
+{
+    const char *topic = x->p->cfg->eval_labels_topic;
+    rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_new(n - from);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int rc = KS_OK;
+    for (int p = from; p < n; p++) {
+        next[p] = ks_evalstore_position(x->store, topic, p);
+        if (next[p] < 0)
+            rd_kafka_topic_partition_list_add(times, topic, p)->offset = since;
+    }
+    for (int i = 0; i < times->cnt && !err; i++) {
+        int64_t lo, hi; /* the end before the look-up: a label appended meanwhile is read */
+        rd_kafka_topic_partition_t *tp = &times->elems[i];
+        err = rd_kafka_query_watermark_offsets(x->consumer, topic, tp->partition, &lo, &hi,
+                                               LABELS_TIMEOUT_MS);
+        next[tp->partition] = hi;
+    }
+    if (!err && times->cnt)
+        err = rd_kafka_offsets_for_times(x->consumer, times, LABELS_TIMEOUT_MS);
+    for (int i = 0; i < times->cnt && !err; i++) {
+        rd_kafka_topic_partition_t *tp = &times->elems[i];
+        if (tp->err)
+            err = tp->err;
+        else if (tp->offset >= 0)
+            next[tp->partition] = tp->offset;
+    }
+    if (err)
+        rc = ks_err(why, whysize, KS_EKAFKA, "cannot look up where to read %s from: %s", topic,
+                    rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(times);
+    return rc;
+}
+
+/* Assigns every partition of the labels topic to the labels consumer when
+ * there are more than are assigned now (partitions are never removed): the
+ * ones being read at their next offset, the new ones where start_offsets
+ * says. KS_OK when the assignment is current; else KS_EKAFKA and a sentence
+ * (the caller retries). Labels thread. */
+static int assign_labels(eval_ctx_t *x, int64_t now, char *why, size_t whysize)
+{
+    const char *topic = x->p->cfg->eval_labels_topic;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t *next = NULL;
+    ks_buf_t said = {0};
+    int rc = KS_OK, n;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(x->consumer, 0, x->labels_rkt, &md,
+                                                LABELS_TIMEOUT_MS);
+    if (err || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        rc = ks_err(why, whysize, KS_EKAFKA, "cannot list the partitions of %s: %s", topic,
+                    rd_kafka_err2str(err ? err : md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__FAIL
+                                           : md->topics[0].err ? md->topics[0].err
+                                                               : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION));
+        goto out;
+    }
+    if ((n = md->topics[0].partition_cnt) <= x->n_parts)
+        goto out;
+    next = ks_xmalloc((size_t)n * sizeof(*next));
+    if (x->n_parts)
+        memcpy(next, x->next, (size_t)x->n_parts * sizeof(*next));
+    int64_t since = now > x->conf->max_wait_ms ? now - x->conf->max_wait_ms : 0;
+    if ((rc = start_offsets(x, x->n_parts, n, next, since, why, whysize)))
+        goto out;
+    parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = next[p];
+    if ((err = rd_kafka_assign(x->consumer, parts))) {
+        rc = ks_err(why, whysize, KS_EKAFKA, "cannot assign the partitions of %s: %s", topic,
+                    rd_kafka_err2str(err));
+        goto out;
+    }
+    for (int p = x->n_parts; p < n; p++) {
+        ks_evalstore_set_position(x->store, topic, p, next[p]); /* a restart starts there too */
+        ks_buf_printf(&said, "%s[%d] at %lld", p > x->n_parts ? ", " : "", p,
+                      (long long)next[p]);
+    }
+    ks_info("evaluation: reading %d partition(s) of %s (every instance reads all of them): %.*s",
+            n - x->n_parts, topic, (int)said.len, said.data ? said.data : "");
+    free(x->next);
+    x->next = next;
+    x->n_parts = n;
+    next = NULL;
+out:
+    ks_buf_free(&said);
+    free(next);
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+/* Notes where each partition is in the store and syncs it: joins, then
+ * positions, on disk (evalstore.h, "Positions"). */
+static void save_positions(eval_ctx_t *x)
+{
+    for (int p = 0; p < x->n_parts; p++)
+        ks_evalstore_set_position(x->store, x->p->cfg->eval_labels_topic, p, x->next[p]);
+    if (ks_evalstore_sync(x->store) != KS_OK)
+        ks_warn("evaluation.store: cannot sync %s (retried in a second)", x->conf->store);
+}
+
 static void *labels_thread(void *arg)
 {
     eval_ctx_t *x = arg;
-    int64_t last = 0;
+    int64_t last = 0, check_at = 0;
+    char why[512], told[512] = "";
     while (!atomic_load(&x->stop)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(x->consumer, 100);
         int64_t now = ks_now_wall_ms();
+        if (now >= check_at) {
+            int rc = assign_labels(x, now, why, sizeof(why));
+            if (rc && strcmp(why, told))
+                ks_warn("evaluation: %s (retrying every %d s)", why, LABELS_RETRY_MS / 1000);
+            snprintf(told, sizeof(told), "%s", rc ? why : "");
+            check_at = now + (rc ? LABELS_RETRY_MS : LABELS_RECHECK_MS);
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(x->consumer, 100);
+        now = ks_now_wall_ms();
         if (m) {
-            if (!m->err)
+            if (!m->err) {
                 on_label(x, m, now);
-            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                if (m->partition >= 0 && m->partition < x->n_parts)
+                    x->next[m->partition] = m->offset + 1;
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 ks_log(KS_LOG_WARN, "evaluation: labels topic: %s", rd_kafka_message_errstr(m));
+            }
             rd_kafka_message_destroy(m);
         }
         if (now - last >= 1000) {
@@ -255,13 +396,13 @@ static void *labels_thread(void *arg)
             ks_evalstore_stats_t st;
             ks_evalstore_stats(x->store, &st);
             ks_gauge_set(x->waiting, (double)st.waiting);
-            if (ks_evalstore_sync(x->store) == KS_OK)
-                rd_kafka_commit(x->consumer, NULL, 1); /* the joins are on disk */
+            save_positions(x);
             if (x->producer)
                 rd_kafka_poll(x->producer, 0);
             last = now;
         }
     }
+    save_positions(x); /* a clean stop: a restart reads no label twice */
     return NULL;
 }
 
@@ -285,13 +426,8 @@ static int start_labels(eval_ctx_t *x, char *errbuf, size_t errsize)
                                   errsize)))
         return rc;
     rd_kafka_poll_set_consumer(x->consumer);
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, cfg->eval_labels_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(x->consumer, t);
-    rd_kafka_topic_partition_list_destroy(t);
-    if (err)
-        return ks_err(errbuf, errsize, KS_EKAFKA, "evaluation: cannot subscribe to %s: %s",
-                      cfg->eval_labels_topic, rd_kafka_err2str(err));
+    /* the partitions are assigned by the labels thread (assign_labels) */
+    x->labels_rkt = rd_kafka_topic_new(x->consumer, cfg->eval_labels_topic, NULL);
     if (cfg->eval_topic) {
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
         if ((rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, pc, errbuf, errsize))) {
@@ -369,6 +505,8 @@ static void eval_free(void *ctx)
         atomic_store(&x->stop, 1);
         pthread_join(x->thread, NULL);
     }
+    if (x->labels_rkt)
+        rd_kafka_topic_destroy(x->labels_rkt);
     if (x->consumer) {
         rd_kafka_consumer_close(x->consumer);
         rd_kafka_destroy(x->consumer);
@@ -381,6 +519,7 @@ static void eval_free(void *ctx)
     x->p->evalstore = NULL;
     ks_evalstore_close(x->store);
     ks_evaluator_free(x->ev);
+    free(x->next);
     free(x);
 }
 
