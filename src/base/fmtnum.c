@@ -1,0 +1,367 @@
+/*
+ * fmtnum.c - shortest round-trip formatting of doubles (see fmtnum.h).
+ *
+ * The method is Giulietti's Schubfach ("The Schubfach way to render doubles",
+ * 2020), written from the paper's description. A finite v > 0 is c * 2^q
+ * (c < 2^53). Every real in its rounding interval R_v (halfway to each
+ * neighbour; the ends belong to it when c is even, as strtod rounds ties to
+ * even) reads back as v. With k = floor(log10(2^q)) (floor(log10(3/4 2^q))
+ * when v is a power of two above the subnormals, whose lower gap is half),
+ * R_v is between 1 and 10 units of 10^k wide, so it holds s 10^k or
+ * (s + 1) 10^k, s = floor(v / 10^k), and at most one multiple of 10^(k+1):
+ * that multiple if there is one (fewer digits), else whichever of s, s + 1
+ * lies in R_v, else the nearer to v. These tests only compare v and the ends
+ * of R_v, scaled by 4 / 10^k, with even integers; each scaled value is taken
+ * rounded to odd (floor, and the last bit set when a fraction was dropped),
+ * which keeps those comparisons exact with 2 bits of fraction.
+ *
+ * The scaling multiplies by g ~ 10^-k 2^-r, a 126-bit value per k (617 of
+ * them). g is exact where 10^-k 2^-r is an integer, else rounded up, so the
+ * 128-bit product overshoots by less than the multiplier (< 2^-67 after the
+ * shift): when the dropped fraction is at least that, floor and sticky bit
+ * are certain; otherwise the value may be an integer and is decided exactly
+ * (divisibility by 5^-k when 10^k is small) or, should a case remain (never
+ * seen in the tests), the digits come from printf("%.*e") + strtod, the
+ * fewest that round-trip. The table is computed once, with schoolbook big
+ * integers, instead of being pasted in as 617 constants.
+ */
+#include "base/fmtnum.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef unsigned __int128 u128;
+
+/* ---- the table: g(e) for 10^e, e = -k in [E_MIN, E_MAX] ------------------ */
+
+#define E_MIN (-292)
+#define E_MAX 324
+#define N_G (E_MAX - E_MIN + 1)
+#define BN_LIMBS 18 /* 10^324 < 2^1077 */
+
+static u128 g_val[N_G];       /* floor(10^e 2^(125 - beta)) (+1 unless exact) */
+static int16_t g_beta[N_G];   /* beta = floor(log2(10^e)) */
+static uint8_t g_exact[N_G];  /* 10^e 2^(125 - beta) is an integer */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+typedef struct bn {
+    uint64_t w[BN_LIMBS]; /* little-endian limbs */
+} bn_t;
+
+static int bn_bitlen(const bn_t *a)
+{
+    for (int i = BN_LIMBS - 1; i >= 0; i--)
+        if (a->w[i])
+            return i * 64 + 64 - __builtin_clzll(a->w[i]);
+    return 0;
+}
+
+static int bn_bit(const bn_t *a, int i)
+{
+    return i >= 0 && i < BN_LIMBS * 64 && ((a->w[i >> 6] >> (i & 63)) & 1);
+}
+
+static void bn_mul10(bn_t *a)
+{
+    uint64_t carry = 0;
+    for (int i = 0; i < BN_LIMBS; i++) {
+        u128 t = (u128)a->w[i] * 10 + carry;
+        a->w[i] = (uint64_t)t;
+        carry = (uint64_t)(t >> 64);
+    }
+}
+
+static int bn_geq(const bn_t *a, const bn_t *b, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        if (a->w[i] != b->w[i])
+            return a->w[i] > b->w[i];
+    return 1;
+}
+
+static void bn_sub(bn_t *a, const bn_t *b, int n)
+{
+    uint64_t borrow = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t x = a->w[i], y = b->w[i];
+        a->w[i] = x - y - borrow;
+        borrow = (x < y) || (x - y < borrow);
+    }
+}
+
+static void bn_shl1(bn_t *a, int n)
+{
+    for (int i = n - 1; i > 0; i--)
+        a->w[i] = a->w[i] << 1 | a->w[i - 1] >> 63;
+    a->w[0] <<= 1;
+}
+
+static void g_init(void)
+{
+    bn_t p = {{1}}; /* 10^n */
+    for (int n = 0; n <= E_MAX; n++, bn_mul10(&p)) {
+        int len = bn_bitlen(&p);
+        /* e = n: the top 126 bits of 10^n (shifted up when it has fewer) */
+        u128 g = 0;
+        for (int j = 125; j >= 0; j--)
+            g = g << 1 | (u128)bn_bit(&p, j + len - 126);
+        int exact = 1;
+        for (int i = 0; i < len - 126 && exact; i++)
+            exact = !bn_bit(&p, i);
+        g_val[n - E_MIN] = g + !exact;
+        g_exact[n - E_MIN] = (uint8_t)exact;
+        g_beta[n - E_MIN] = (int16_t)(len - 1);
+        if (n == 0 || -n < E_MIN)
+            continue;
+        /* e = -n: floor(2^(125 + len) / 10^n) + 1 by long division; 10^n is
+         * between 2^(len-1) and 2^len, so the first quotient bit is 1 */
+        int nl = len / 64 + 1;
+        bn_t rem = {{0}};
+        rem.w[len >> 6] = (uint64_t)1 << (len & 63);
+        bn_sub(&rem, &p, nl);
+        g = 1;
+        for (int j = 124; j >= 0; j--) {
+            bn_shl1(&rem, nl);
+            g <<= 1;
+            if (bn_geq(&rem, &p, nl)) {
+                bn_sub(&rem, &p, nl);
+                g |= 1;
+            }
+        }
+        g_val[-n - E_MIN] = g + 1;
+        g_exact[-n - E_MIN] = 0;
+        g_beta[-n - E_MIN] = (int16_t)-len; /* floor(-n log2 10), 10^n not a power of 2 */
+    }
+}
+
+/* ---- the conversion ------------------------------------------------------- */
+
+/* floor(log10(2^q)) and floor(log10(3/4 2^q)), exact for |q| < 2^16 */
+static inline int flog10_pow2(int q)
+{
+    return (int)((int64_t)q * 661971961083LL >> 41);
+}
+
+static inline int flog10_three_quarters_pow2(int q)
+{
+    return (int)(((int64_t)q * 661971961083LL - 274743187321LL) >> 41);
+}
+
+static const uint64_t pow5[23] = {
+    1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
+    9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
+    152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull, 95367431640625ull,
+    476837158203125ull, 2384185791015625ull,
+};
+
+/* x = cpb 2^h g / 2^128 rounded to odd. Clears *ok when the overshoot of an
+ * inexact g might have crossed an integer and it cannot be decided here. */
+static inline uint64_t scale_rto(u128 g, uint64_t cpb, int h, int e, int exact, int *ok)
+{
+    uint64_t cp = cpb << h;
+    u128 lo = (u128)(uint64_t)g * cp;
+    u128 hi = (u128)(uint64_t)(g >> 64) * cp + (lo >> 64);
+    uint64_t y = (uint64_t)(hi >> 64), r1 = (uint64_t)hi, r0 = (uint64_t)lo;
+    if (exact)
+        return y | ((r1 | r0) != 0);
+    if (r1 != 0 || r0 >= cp)
+        return y | 1; /* the true value lies strictly between y and y + 1 */
+    /* within the overshoot of y: an integer (then exactly y) or not. For
+     * -22 <= e < 0 the value is cpb 2^(q-k) / 5^k with q-k >= 0, an integer
+     * exactly when 5^k divides cpb (2^(q-k) has no factor 5). */
+    if (e < 0 && e >= -22)
+        return y | (cpb % pow5[-e] != 0);
+    *ok = 0;
+    return y;
+}
+
+/* Schubfach on v = c 2^q > 0; returns 0 if undecided (see scale_rto). */
+static int shortest_fast(uint64_t c, int q, uint64_t *digits, int *exp10)
+{
+    uint64_t cb = c << 2, cbr = cb + 2, cbl;
+    int k, out = (int)(c & 1); /* odd c: the interval's ends read back as a neighbour */
+    if (c != (UINT64_C(1) << 52) || q == -1074) {
+        cbl = cb - 2;
+        k = flog10_pow2(q);
+    } else {
+        cbl = cb - 1;
+        k = flog10_three_quarters_pow2(q);
+    }
+    int e = -k, i = e - E_MIN, ok = 1;
+    int h = q + g_beta[i] + 3; /* 2..6: 4 v / 10^k = cb 2^q 10^-k = cb 2^h g / 2^128 */
+    u128 g = g_val[i];
+    uint64_t vbl = scale_rto(g, cbl, h, e, g_exact[i], &ok);
+    uint64_t vb = scale_rto(g, cb, h, e, g_exact[i], &ok);
+    uint64_t vbr = scale_rto(g, cbr, h, e, g_exact[i], &ok);
+    if (!ok)
+        return 0;
+    uint64_t s = vb >> 2;
+    if (s >= 10) { /* a multiple of 10^(k+1) in R_v: one digit fewer */
+        uint64_t sp = s / 10 * 10, tp = sp + 10;
+        int upin = vbl + (uint64_t)out <= sp << 2;
+        int wpin = (tp << 2) + (uint64_t)out <= vbr;
+        if (upin != wpin) {
+            *digits = upin ? sp : tp;
+            *exp10 = k;
+            return 1;
+        }
+    }
+    uint64_t t = s + 1;
+    int uin = vbl + (uint64_t)out <= s << 2;
+    int win = (t << 2) + (uint64_t)out <= vbr;
+    if (uin != win) {
+        *digits = uin ? s : t;
+    } else { /* both in R_v: the nearer to v, ties to even */
+        uint64_t mid = (s + t) << 1;
+        *digits = vb < mid || (vb == mid && !(s & 1)) ? s : t;
+    }
+    *exp10 = k;
+    return 1;
+}
+
+/* The fewest printf digits that round-trip; for what shortest_fast leaves. */
+static void shortest_slow(double v, uint64_t *digits, int *exp10)
+{
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    uint64_t f = 0;
+    int nd = 0;
+    const char *p = buf;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') {
+            f = f * 10 + (uint64_t)(*p - '0');
+            nd++;
+        }
+    *digits = f;
+    *exp10 = (*p == 'e' ? atoi(p + 1) : 0) - (nd - 1);
+}
+
+void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
+    int be = (int)((bits >> 52) & 0x7ff);
+    if (be == 0 && frac == 0) {
+        *digits = 0;
+        *exp10 = 0;
+        return;
+    }
+    pthread_once(&g_once, g_init);
+    uint64_t c = be ? frac | (UINT64_C(1) << 52) : frac;
+    int q = be ? be - 1075 : -1074;
+    uint64_t f;
+    int k;
+    if (!shortest_fast(c, q, &f, &k))
+        shortest_slow(fabs(v), &f, &k);
+    while (f % 10 == 0) {
+        f /= 10;
+        k++;
+    }
+    *digits = f;
+    *exp10 = k;
+}
+
+/* ---- the text ------------------------------------------------------------- */
+
+static const char pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t pow10_u64[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+    100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull,
+};
+
+static inline int n_digits(uint64_t f)
+{
+    if (f < 10)
+        return 1;
+    int t = ((64 - __builtin_clzll(f | 1)) * 1233) >> 12;
+    return t + (t < 20 && f >= pow10_u64[t]);
+}
+
+/* The nd decimal digits of f, most significant first, at d. */
+static inline void put_digits(char *d, uint64_t f, int nd)
+{
+    char *p = d + nd;
+    while (nd >= 2) {
+        unsigned r = (unsigned)(f % 100);
+        f /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+        nd -= 2;
+    }
+    if (nd)
+        *--p = (char)('0' + f);
+}
+
+int ks_fmt_shortest(char *out, double v)
+{
+    char *o = out;
+    if (signbit(v)) {
+        *o++ = '-';
+        v = -v;
+    }
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v) { /* an integer below 2^53 */
+        uint64_t n = (uint64_t)v;
+        int nd = n_digits(n);
+        put_digits(o, n, nd);
+        o += nd;
+        *o = '\0';
+        return (int)(o - out);
+    }
+    uint64_t f;
+    int k;
+    ks_fmt_shortest_digits(v, &f, &k);
+    int nd = n_digits(f), e10 = k + nd - 1;
+    char d[20];
+    put_digits(d, f, nd);
+    if (e10 < -4 || e10 >= 17) { /* d.ddde-XX, as %g writes it */
+        *o++ = d[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        *o++ = e10 < 0 ? '-' : '+';
+        unsigned x = (unsigned)(e10 < 0 ? -e10 : e10);
+        if (x >= 100) {
+            *o++ = (char)('0' + x / 100);
+            x %= 100;
+        }
+        memcpy(o, pairs + 2 * x, 2);
+        o += 2;
+    } else if (e10 < 0) { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -e10 - 1; i++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+    } else if (nd <= e10 + 1) { /* ddd000 */
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+        for (int i = nd; i <= e10; i++)
+            *o++ = '0';
+    } else { /* ddd.ddd */
+        memcpy(o, d, (size_t)e10 + 1);
+        o += e10 + 1;
+        *o++ = '.';
+        memcpy(o, d + e10 + 1, (size_t)(nd - e10 - 1));
+        o += nd - e10 - 1;
+    }
+    *o = '\0';
+    return (int)(o - out);
+}
