@@ -46,6 +46,7 @@ static u128 g_val[N_G];       /* floor(10^e 2^(125 - beta)) (+1 unless exact) */
 static int16_t g_beta[N_G];   /* beta = floor(log2(10^e)) */
 static uint8_t g_exact[N_G];  /* 10^e 2^(125 - beta) is an integer */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_ready; /* set once the table is built: skips pthread_once */
 
 typedef struct bn {
     uint64_t w[BN_LIMBS]; /* little-endian limbs */
@@ -59,9 +60,28 @@ static int bn_bitlen(const bn_t *a)
     return 0;
 }
 
-static int bn_bit(const bn_t *a, int i)
+static uint64_t bn_limb(const bn_t *a, int i)
 {
-    return i >= 0 && i < BN_LIMBS * 64 && ((a->w[i >> 6] >> (i & 63)) & 1);
+    return i >= 0 && i < BN_LIMBS ? a->w[i] : 0;
+}
+
+/* floor(a / 2^lo) mod 2^128, lo >= 0 */
+static u128 bn_shr128(const bn_t *a, int lo)
+{
+    int i = lo >> 6, sh = lo & 63;
+    u128 x = (u128)bn_limb(a, i + 1) << 64 | bn_limb(a, i);
+    if (sh)
+        x = x >> sh | (u128)bn_limb(a, i + 2) << (128 - sh);
+    return x;
+}
+
+/* Are the bits of a below bit lo all zero? */
+static int bn_low_zero(const bn_t *a, int lo)
+{
+    for (int i = 0; i < lo >> 6; i++)
+        if (a->w[i])
+            return 0;
+    return (lo & 63) == 0 || (a->w[lo >> 6] & ((UINT64_C(1) << (lo & 63)) - 1)) == 0;
 }
 
 static void bn_mul10(bn_t *a)
@@ -74,66 +94,40 @@ static void bn_mul10(bn_t *a)
     }
 }
 
-static int bn_geq(const bn_t *a, const bn_t *b, int n)
+static void bn_div10(bn_t *a)
 {
-    for (int i = n - 1; i >= 0; i--)
-        if (a->w[i] != b->w[i])
-            return a->w[i] > b->w[i];
-    return 1;
-}
-
-static void bn_sub(bn_t *a, const bn_t *b, int n)
-{
-    uint64_t borrow = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t x = a->w[i], y = b->w[i];
-        a->w[i] = x - y - borrow;
-        borrow = (x < y) || (x - y < borrow);
+    uint64_t rem = 0;
+    for (int i = BN_LIMBS - 1; i >= 0; i--) {
+        u128 t = (u128)rem << 64 | a->w[i];
+        a->w[i] = (uint64_t)(t / 10);
+        rem = (uint64_t)(t % 10);
     }
 }
 
-static void bn_shl1(bn_t *a, int n)
-{
-    for (int i = n - 1; i > 0; i--)
-        a->w[i] = a->w[i] << 1 | a->w[i - 1] >> 63;
-    a->w[0] <<= 1;
-}
-
+/* g(e) = floor(10^e 2^(125 - beta)) for 10^e in [2^beta, 2^(beta+1)), plus
+ * one unless exact. For e >= 0 that is the top 126 bits of 10^e; for e < 0
+ * the top 126 bits of R = floor(2^M / 10^-e), since floor(floor(x) / 2^j) =
+ * floor(x / 2^j). R for the next e comes from dividing by 10, exactly for
+ * the same reason; M leaves R at least 126 bits down to 10^E_MIN. */
 static void g_init(void)
 {
-    bn_t p = {{1}}; /* 10^n */
-    for (int n = 0; n <= E_MAX; n++, bn_mul10(&p)) {
-        int len = bn_bitlen(&p);
-        /* e = n: the top 126 bits of 10^n (shifted up when it has fewer) */
-        u128 g = 0;
-        for (int j = 125; j >= 0; j--)
-            g = g << 1 | (u128)bn_bit(&p, j + len - 126);
-        int exact = 1;
-        for (int i = 0; i < len - 126 && exact; i++)
-            exact = !bn_bit(&p, i);
-        g_val[n - E_MIN] = g + !exact;
-        g_exact[n - E_MIN] = (uint8_t)exact;
-        g_beta[n - E_MIN] = (int16_t)(len - 1);
-        if (n == 0 || -n < E_MIN)
-            continue;
-        /* e = -n: floor(2^(125 + len) / 10^n) + 1 by long division; 10^n is
-         * between 2^(len-1) and 2^len, so the first quotient bit is 1 */
-        int nl = len / 64 + 1;
-        bn_t rem = {{0}};
-        rem.w[len >> 6] = (uint64_t)1 << (len & 63);
-        bn_sub(&rem, &p, nl);
-        g = 1;
-        for (int j = 124; j >= 0; j--) {
-            bn_shl1(&rem, nl);
-            g <<= 1;
-            if (bn_geq(&rem, &p, nl)) {
-                bn_sub(&rem, &p, nl);
-                g |= 1;
-            }
-        }
-        g_val[-n - E_MIN] = g + 1;
-        g_exact[-n - E_MIN] = 0;
-        g_beta[-n - E_MIN] = (int16_t)-len; /* floor(-n log2 10), 10^n not a power of 2 */
+    enum { M = BN_LIMBS * 64 - 2 };
+    bn_t p = {{1}}, r = {{0}};
+    r.w[M >> 6] = (uint64_t)1 << (M & 63);
+    for (int e = 0; e <= E_MAX; e++, bn_mul10(&p)) {
+        int len = bn_bitlen(&p), lo = len - 126;
+        u128 g = lo >= 0 ? bn_shr128(&p, lo) : bn_shr128(&p, 0) << -lo;
+        int exact = lo <= 0 || bn_low_zero(&p, lo);
+        g_val[e - E_MIN] = g + !exact;
+        g_exact[e - E_MIN] = (uint8_t)exact;
+        g_beta[e - E_MIN] = (int16_t)(len - 1);
+    }
+    for (int e = -1; e >= E_MIN; e--) {
+        bn_div10(&r); /* floor(2^M / 10^-e): in (2^(M-L), 2^(M-L+1)), L = bitlen(10^-e) */
+        int rlen = bn_bitlen(&r);
+        g_val[e - E_MIN] = bn_shr128(&r, rlen - 126) + 1; /* 10^e is never exact */
+        g_exact[e - E_MIN] = 0;
+        g_beta[e - E_MIN] = (int16_t)(rlen - 1 - M); /* floor(log2(10^e)) = -L */
     }
 }
 
@@ -254,14 +248,29 @@ void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
         *exp10 = 0;
         return;
     }
-    pthread_once(&g_once, g_init);
+    if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
+        pthread_once(&g_once, g_init);
+        __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+    }
     uint64_t c = be ? frac | (UINT64_C(1) << 52) : frac;
     int q = be ? be - 1075 : -1074;
     uint64_t f;
     int k;
     if (!shortest_fast(c, q, &f, &k))
         shortest_slow(fabs(v), &f, &k);
-    while (f % 10 == 0) {
+    while (f % 100000000 == 0) { /* trailing zeros: at most 16 */
+        f /= 100000000;
+        k += 8;
+    }
+    if (f % 10000 == 0) {
+        f /= 10000;
+        k += 4;
+    }
+    if (f % 100 == 0) {
+        f /= 100;
+        k += 2;
+    }
+    if (f % 10 == 0) {
         f /= 10;
         k++;
     }
@@ -291,19 +300,37 @@ static inline int n_digits(uint64_t f)
     return t + (t < 20 && f >= pow10_u64[t]);
 }
 
+/* Exactly 8 digits of x < 10^8 at p. */
+static inline void put8(char *p, uint32_t x)
+{
+    uint32_t hi = x / 10000, lo = x % 10000;
+    memcpy(p, pairs + 2 * (hi / 100), 2);
+    memcpy(p + 2, pairs + 2 * (hi % 100), 2);
+    memcpy(p + 4, pairs + 2 * (lo / 100), 2);
+    memcpy(p + 6, pairs + 2 * (lo % 100), 2);
+}
+
 /* The nd decimal digits of f, most significant first, at d. */
 static inline void put_digits(char *d, uint64_t f, int nd)
 {
     char *p = d + nd;
-    while (nd >= 2) {
-        unsigned r = (unsigned)(f % 100);
-        f /= 100;
-        p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
-        nd -= 2;
+    while (f >= 100000000) {
+        p -= 8;
+        put8(p, (uint32_t)(f % 100000000));
+        f /= 100000000;
     }
-    if (nd)
-        *--p = (char)('0' + f);
+    uint32_t x = (uint32_t)f;
+    while (x >= 100) {
+        p -= 2;
+        memcpy(p, pairs + 2 * (x % 100), 2);
+        x /= 100;
+    }
+    if (x >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * x, 2);
+    } else {
+        *--p = (char)('0' + x);
+    }
 }
 
 int ks_fmt_shortest(char *out, double v)
@@ -325,14 +352,14 @@ int ks_fmt_shortest(char *out, double v)
     int k;
     ks_fmt_shortest_digits(v, &f, &k);
     int nd = n_digits(f), e10 = k + nd - 1;
-    char d[20];
-    put_digits(d, f, nd);
     if (e10 < -4 || e10 >= 17) { /* d.ddde-XX, as %g writes it */
-        *o++ = d[0];
+        put_digits(o + 1, f, nd);
+        o[0] = o[1];
         if (nd > 1) {
-            *o++ = '.';
-            memcpy(o, d + 1, (size_t)nd - 1);
-            o += nd - 1;
+            o[1] = '.';
+            o += nd + 1;
+        } else {
+            o += 1;
         }
         *o++ = 'e';
         *o++ = e10 < 0 ? '-' : '+';
@@ -344,23 +371,21 @@ int ks_fmt_shortest(char *out, double v)
         memcpy(o, pairs + 2 * x, 2);
         o += 2;
     } else if (e10 < 0) { /* 0.000ddd */
-        *o++ = '0';
-        *o++ = '.';
-        for (int i = 0; i < -e10 - 1; i++)
-            *o++ = '0';
-        memcpy(o, d, (size_t)nd);
+        memcpy(o, "0.0000", (size_t)(1 - e10));
+        o += 1 - e10;
+        put_digits(o, f, nd);
         o += nd;
     } else if (nd <= e10 + 1) { /* ddd000 */
-        memcpy(o, d, (size_t)nd);
+        put_digits(o, f, nd);
         o += nd;
         for (int i = nd; i <= e10; i++)
             *o++ = '0';
-    } else { /* ddd.ddd */
-        memcpy(o, d, (size_t)e10 + 1);
-        o += e10 + 1;
-        *o++ = '.';
-        memcpy(o, d + e10 + 1, (size_t)(nd - e10 - 1));
-        o += nd - e10 - 1;
+    } else { /* ddd.ddd: the digits one place on, the integer part moved back */
+        put_digits(o + 1, f, nd);
+        for (int i = 0; i <= e10; i++)
+            o[i] = o[i + 1];
+        o[e10 + 1] = '.';
+        o += nd + 1;
     }
     *o = '\0';
     return (int)(o - out);
