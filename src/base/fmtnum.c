@@ -258,21 +258,23 @@ void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
     int k;
     if (!shortest_fast(c, q, &f, &k))
         shortest_slow(fabs(v), &f, &k);
-    while (f % 100000000 == 0) { /* trailing zeros: at most 16 */
-        f /= 100000000;
-        k += 8;
-    }
-    if (f % 10000 == 0) {
-        f /= 10000;
-        k += 4;
-    }
-    if (f % 100 == 0) {
-        f /= 100;
-        k += 2;
-    }
-    if (f % 10 == 0) {
-        f /= 10;
-        k++;
+    if (f % 10 == 0) { /* trailing zeros: at most 16 */
+        while (f % 100000000 == 0) {
+            f /= 100000000;
+            k += 8;
+        }
+        if (f % 10000 == 0) {
+            f /= 10000;
+            k += 4;
+        }
+        if (f % 100 == 0) {
+            f /= 100;
+            k += 2;
+        }
+        if (f % 10 == 0) {
+            f /= 10;
+            k++;
+        }
     }
     *digits = f;
     *exp10 = k;
@@ -340,8 +342,8 @@ int ks_fmt_shortest(char *out, double v)
         *o++ = '-';
         v = -v;
     }
-    if (v < 9007199254740992.0 && v == (double)(uint64_t)v) { /* an integer below 2^53 */
-        uint64_t n = (uint64_t)v;
+    if (v < 9007199254740992.0 && v == (double)(int64_t)v) { /* an integer below 2^53 */
+        uint64_t n = (uint64_t)(int64_t)v;
         int nd = n_digits(n);
         put_digits(o, n, nd);
         o += nd;
@@ -371,7 +373,7 @@ int ks_fmt_shortest(char *out, double v)
         memcpy(o, pairs + 2 * x, 2);
         o += 2;
     } else if (e10 < 0) { /* 0.000ddd */
-        memcpy(o, "0.0000", (size_t)(1 - e10));
+        memcpy(o, "0.000000", 8); /* (room: digits overwrite the rest) */
         o += 1 - e10;
         put_digits(o, f, nd);
         o += nd;

@@ -23,8 +23,8 @@
  * batch holds its models, so a pointer identifies one only within a batch).
  * Each number is formatted once, shortest round-trip (base/fmtnum.h), and
  * copied where the record repeats it ("score" is probabilities["1"],
- * "confidence" the largest probability); a string the decoder left in the
- * event (no escapes) is copied with its quotes instead of escaped again.
+ * "confidence" the largest probability); a carried string or number the
+ * decoder read from the event is copied from there (decode/value.h).
  *
  * Under a routing (model.deployments_topic) each row's record names the
  * model version that scored it and its "variant" (champion, canary, a..d);
@@ -132,15 +132,22 @@ static void put_value(ks_buf_t *b, const ks_value_t *v)
     }
 }
 
-/* A decoded field's value: a string the decoder left in the event (it had
- * no escapes, so its JSON text is the event's bytes, quotes included) is
- * copied from there; anything else is formatted. */
+/* A decoded field's value, copied from the event where the decoder left its
+ * JSON text there: a string without escapes (the event's bytes, quotes
+ * included, are exactly what ks_buf_json_string would write) or a number's
+ * token (it parses to the same double: the decoder read it with strtod's
+ * rounding). Anything else is formatted. */
 static inline void put_field(ks_buf_t *b, const ks_value_t *v, int decoded, const ks_event_t *ev)
 {
-    if (v->type == KS_VAL_STR && decoded && (uintptr_t)v->str > (uintptr_t)ev->value &&
+    if (decoded && v->type == KS_VAL_STR && (uintptr_t)v->str > (uintptr_t)ev->value &&
         (uintptr_t)v->str + v->len < (uintptr_t)ev->value + ev->len && v->str[-1] == '"' &&
         v->str[v->len] == '"') {
         ks_buf_append(b, v->str - 1, (size_t)v->len + 2);
+        return;
+    }
+    if (decoded && v->type == KS_VAL_NUM && v->num_len &&
+        (size_t)v->num_off + v->num_len <= ev->len) {
+        ks_buf_append(b, ev->value + v->num_off, v->num_len);
         return;
     }
     put_value(b, v);
