@@ -287,12 +287,19 @@ void ks_decoder_free(ks_decoder_t *d)
 
 static const uint8_t is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
-static inline void skip_ws(scan_t *s)
+static void skip_ws_run(scan_t *s)
 {
     const unsigned char *p = s->p, *end = s->end;
     while (p < end && is_ws[*p])
         p++;
     s->p = p;
+}
+
+/* Events rarely hold whitespace: one compare when the next byte is not. */
+static inline void skip_ws(scan_t *s)
+{
+    if (KS_UNLIKELY(s->p < s->end && *s->p <= ' '))
+        skip_ws_run(s);
 }
 
 static int fail(scan_t *s, const unsigned char *at, const char *msg)

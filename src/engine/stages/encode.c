@@ -63,9 +63,45 @@ static frag_t frag_end(const ks_buf_t *t, size_t start)
     return f;
 }
 
+/* Fragment texts end with this much readable slack, so that put_frag can
+ * copy whole words past a fragment's end. */
+#define FRAG_SLACK 16
+
+/* Appends a fragment: up to 32 bytes as overlapping word copies (no memcpy
+ * call for a length known only at run time), longer ones by memcpy. */
 static inline void put_frag(ks_buf_t *b, const ks_buf_t *t, frag_t f)
 {
-    ks_buf_append(b, t->data + f.off, f.len);
+    const char *src = t->data + f.off;
+    size_t n = f.len;
+    if (n > 32) {
+        ks_buf_append(b, src, n);
+        return;
+    }
+    ks_buf_reserve(b, 32);
+    char *d = b->data + b->len;
+    if (n > 16) {
+        char w[16];
+        memcpy(w, src + n - 16, 16);
+        memcpy(d, src, 16);
+        memcpy(d + n - 16, w, 16);
+    } else if (n > 8) {
+        uint64_t x, y;
+        memcpy(&x, src, 8);
+        memcpy(&y, src + n - 8, 8);
+        memcpy(d, &x, 8);
+        memcpy(d + n - 8, &y, 8);
+    } else {
+        memcpy(d, src, 8); /* (the slack: bytes past n are overwritten next) */
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* Ends a fragments text: room for put_frag's word copies past its end. */
+static void frags_done(ks_buf_t *t)
+{
+    ks_buf_reserve(t, FRAG_SLACK);
+    memset(t->data + t->len, 0, FRAG_SLACK);
 }
 
 /* Appends again the len bytes of b at off (a number the record repeats). */
@@ -120,6 +156,7 @@ static void model_frags_build(model_frags_t *mf, const ks_serving_t *sv, uint64_
     ks_buf_puts(t, ",\"model_version\":");
     ks_buf_json_string(t, m->version, strlen(m->version));
     mf->version = frag_end(t, start);
+    frags_done(t);
 }
 
 static void put_value(ks_buf_t *b, const ks_value_t *v)
@@ -393,6 +430,7 @@ static int encode_thread_init(void *ctx, const ks_stage_env_t *env, void **tctx,
         ks_buf_putc(x, ':');
         t->feature_key[c] = frag_end(x, start);
     }
+    frags_done(x);
     *tctx = t;
     return KS_OK;
 }
