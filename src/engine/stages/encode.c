@@ -171,10 +171,13 @@ static void put_value(ks_buf_t *b, const ks_value_t *v)
 
 /* A decoded field's value, copied from the event where the decoder left its
  * JSON text there: a string without escapes (the event's bytes, quotes
- * included, are exactly what ks_buf_json_string would write) or a number's
- * token (it parses to the same double: the decoder read it with strtod's
- * rounding). Anything else is formatted. */
-static inline void put_field(ks_buf_t *b, const ks_value_t *v, int decoded, const ks_event_t *ev)
+ * included, are exactly what ks_buf_json_string would write) or, with
+ * copy_num, a number's token (it parses to the same double: the decoder
+ * read it with strtod's rounding). Anything else is formatted. The id is
+ * not copied as a number: its text is also the record's key, which stays
+ * the canonical spelling ("1.0" and "1" are one key). */
+static inline void put_field(ks_buf_t *b, const ks_value_t *v, int decoded, int copy_num,
+                             const ks_event_t *ev)
 {
     if (decoded && v->type == KS_VAL_STR && (uintptr_t)v->str > (uintptr_t)ev->value &&
         (uintptr_t)v->str + v->len < (uintptr_t)ev->value + ev->len && v->str[-1] == '"' &&
@@ -182,7 +185,7 @@ static inline void put_field(ks_buf_t *b, const ks_value_t *v, int decoded, cons
         ks_buf_append(b, v->str - 1, (size_t)v->len + 2);
         return;
     }
-    if (decoded && v->type == KS_VAL_NUM && v->num_len &&
+    if (copy_num && decoded && v->type == KS_VAL_NUM && v->num_len &&
         (size_t)v->num_off + v->num_len <= ev->len) {
         ks_buf_append(b, ev->value + v->num_off, v->num_len);
         return;
@@ -341,7 +344,7 @@ static void encode_one(encode_thread_t *t, ks_batch_t *s, size_t i, ks_buf_t *b,
     if (p->id_field >= 0) {
         const ks_value_t *id = &fields[p->id_field];
         size_t start = b->len;
-        put_field(b, id, (size_t)p->id_field < cfg->schema->n_decoded, ev);
+        put_field(b, id, (size_t)p->id_field < cfg->schema->n_decoded, 0, ev);
         if (!shadow_of && id->type == KS_VAL_STR) {
             s->key_ptr[i] = id->str;
             s->key_len[i] = id->len;
@@ -357,7 +360,7 @@ static void encode_one(encode_thread_t *t, ks_batch_t *s, size_t i, ks_buf_t *b,
     } else {
         for (size_t c = 0; c < p->n_carry; c++) {
             put_frag(b, &t->text, t->carry_key[c]);
-            put_field(b, &fields[p->carry[c]], t->carry_decoded[c], ev);
+            put_field(b, &fields[p->carry[c]], t->carry_decoded[c], 1, ev);
             ks_buf_putc(b, ',');
         }
         put_prediction_members(b, sv, mf, o);
