@@ -645,9 +645,11 @@ static int scan_object(scan_t *s, dlevel_t *l, int depth)
             if (pos < ORDER_MAX)
                 l->order[pos] = (int16_t)(dn && dn->predictable ? dn - l->names : -1);
         }
-        skip_ws(s);
-        if (KS_UNLIKELY(s->p >= s->end || *s->p != ':'))
-            return fail(s, s->p, "expected ':' after a key");
+        if (KS_UNLIKELY(s->p >= s->end || *s->p != ':')) {
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return fail(s, s->p, "expected ':' after a key");
+        }
         s->p++;
         skip_ws(s);
 
@@ -672,12 +674,15 @@ static int scan_object(scan_t *s, dlevel_t *l, int depth)
         }
         if (rc)
             return rc;
-        skip_ws(s);
-        if (KS_UNLIKELY(s->p >= s->end))
-            return fail(s, s->p, "unterminated object");
+        if (KS_UNLIKELY(s->p >= s->end || (*s->p != ',' && *s->p != '}'))) {
+            skip_ws(s);
+            if (KS_UNLIKELY(s->p >= s->end))
+                return fail(s, s->p, "unterminated object");
+        }
         if (*s->p == ',') {
             s->p++;
-            skip_ws(s);
+            if (KS_UNLIKELY(s->p < s->end && *s->p != '"'))
+                skip_ws(s);
             continue;
         }
         if (*s->p == '}') {
