@@ -237,7 +237,9 @@ static void shortest_slow(double v, uint64_t *digits, int *exp10)
     *exp10 = (*p == 'e' ? atoi(p + 1) : 0) - (nd - 1);
 }
 
-void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
+/* ks_fmt_shortest_digits, inlined into the writer */
+static inline __attribute__((always_inline)) void shortest(double v, uint64_t *digits,
+                                                         int *exp10)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
@@ -278,6 +280,11 @@ void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
     }
     *digits = f;
     *exp10 = k;
+}
+
+void ks_fmt_shortest_digits(double v, uint64_t *digits, int *exp10)
+{
+    shortest(v, digits, exp10);
 }
 
 /* ---- the text ------------------------------------------------------------- */
@@ -335,6 +342,30 @@ static inline void put_digits(char *d, uint64_t f, int nd)
     }
 }
 
+/* o[0..n) = o[1..n], 1 <= n <= 16: overlapping word moves (a byte loop
+ * would become a memmove call). */
+static inline void move_back(char *o, int n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, o + 1, 8);
+        memcpy(&y, o + n - 7, 8);
+        memcpy(o, &x, 8);
+        memcpy(o + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, o + 1, 4);
+        memcpy(&y, o + n - 3, 4);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+    } else {
+        char a = o[1], b = o[n / 2 + 1], c = o[n];
+        o[0] = a;
+        o[n / 2] = b;
+        o[n - 1] = c;
+    }
+}
+
 int ks_fmt_shortest(char *out, double v)
 {
     char *o = out;
@@ -352,7 +383,7 @@ int ks_fmt_shortest(char *out, double v)
     }
     uint64_t f;
     int k;
-    ks_fmt_shortest_digits(v, &f, &k);
+    shortest(v, &f, &k);
     int nd = n_digits(f), e10 = k + nd - 1;
     if (e10 < -4 || e10 >= 17) { /* d.ddde-XX, as %g writes it */
         put_digits(o + 1, f, nd);
@@ -384,8 +415,7 @@ int ks_fmt_shortest(char *out, double v)
             *o++ = '0';
     } else { /* ddd.ddd: the digits one place on, the integer part moved back */
         put_digits(o + 1, f, nd);
-        for (int i = 0; i <= e10; i++)
-            o[i] = o[i + 1];
+        move_back(o, e10 + 1);
         o[e10 + 1] = '.';
         o += nd + 1;
     }
