@@ -5,6 +5,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/fmtnum.h"
+#include "base/json.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -58,31 +59,17 @@ void ks_buf_csv_field(ks_buf_t *b, const char *s, size_t n)
     ks_buf_putc(b, '"');
 }
 
-/* Bytes a JSON string cannot hold as they are: '"', '\\' and controls. */
-static inline int json_special(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\';
-}
-
-/* Length of the run of bytes at s (n of them) that need no escaping: 8 at a
- * time (the lowest flagged byte of a word is always a true hit). */
+/* Length of the run of bytes at s (n of them) that need no escaping: the
+ * scan stops at non-ASCII bytes too, which are copied as they are. */
 static size_t json_plain_run(const char *s, size_t n)
 {
-    size_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    for (; n - i >= 8; i += 8) {
-        uint64_t x;
-        memcpy(&x, s + i, 8);
-        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
-        uint64_t m = (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((x - ones * 0x20) & ~x)) & highs;
-        if (m)
-            return i + ((size_t)__builtin_ctzll(m) >> 3);
+    const char *p = s, *end = s + n;
+    for (;;) {
+        p = ks_json_plain_end(p, end);
+        if (p == end || (unsigned char)*p < 0x80)
+            return (size_t)(p - s);
+        p++;
     }
-#endif
-    while (i < n && !json_special((unsigned char)s[i]))
-        i++;
-    return i;
 }
 
 void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n)

@@ -17,8 +17,9 @@
  * a time), and only when that fails is it lexed, hashed and looked up (a
  * name is only predicted when it is printable ASCII without '"' or '\', so
  * matching bytes are a valid key that needs no unescaping). Strings are
- * scanned 8 bytes at a time for the closing quote; only a string with an
- * escape, a control or a non-ASCII byte takes the full validating lexer.
+ * scanned 8 bytes at a time for the closing quote (ks_json_plain_end); only
+ * a string with an escape, a control or a non-ASCII byte takes the full
+ * validating lexer.
  *
  * Semantics, decided here and tested in tests/unit/test_decode.c:
  *  - The payload must be exactly one JSON object, surrounded by optional JSON
@@ -173,7 +174,8 @@ static dname_t *level_add(dlevel_t *l, const char *name)
     n->quoted[n->len] = '"';
     n->predictable = n->len > 0;
     for (uint32_t i = 0; i < n->len; i++)
-        if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"' || name[i] == '\\')
+        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e || name[i] == '"' ||
+            name[i] == '\\')
             n->predictable = 0;
     return n;
 }
@@ -309,41 +311,25 @@ static int fail(scan_t *s, const unsigned char *at, const char *msg)
     return KS_EINVAL;
 }
 
-#define ONES8 0x0101010101010101ull
-
 /* Lexes the string at s->p (on the quote); returns body and close. Plain
- * ASCII up to the closing quote is found 8 bytes at a time (the lowest
- * flagged byte of a word is always a true hit: borrows only carry upwards);
- * from the first escape, control or non-ASCII byte on, ks_json_lex_string
- * validates the rest (what came before it needs nothing). */
+ * ASCII up to the closing quote needs no more than finding it; from the
+ * first escape, control or non-ASCII byte on, ks_json_lex_string validates
+ * the rest (what came before it needs nothing). */
 static inline int lex_string(scan_t *s, const char **body, const char **close, int *escaped)
 {
-    const unsigned char *b = s->p + 1, *q = b;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    while (s->end - q >= 8) {
-        uint64_t x;
-        memcpy(&x, q, 8);
-        uint64_t qt = x ^ (ONES8 * '"'), bs = x ^ (ONES8 * '\\');
-        uint64_t m = (((qt - ONES8) & ~qt) | ((bs - ONES8) & ~bs) | ((x - ONES8 * 0x20) & ~x) | x) &
-                     (ONES8 * 0x80);
-        if (m) {
-            q += __builtin_ctzll(m) >> 3;
-            if (*q == '"') {
-                *body = (const char *)b;
-                *close = (const char *)q;
-                *escaped = 0;
-                s->p = q + 1;
-                return KS_OK;
-            }
-            break;
-        }
-        q += 8;
+    const char *b = (const char *)s->p + 1;
+    const char *q = ks_json_plain_end(b, (const char *)s->end);
+    if (KS_LIKELY(q < (const char *)s->end && *q == '"')) {
+        *body = b;
+        *close = q;
+        *escaped = 0;
+        s->p = (const unsigned char *)q + 1;
+        return KS_OK;
     }
-#endif
-    const char *msg = ks_json_lex_string((const char *)q, (const char *)s->end, close, escaped);
+    const char *msg = ks_json_lex_string(q, (const char *)s->end, close, escaped);
     if (KS_UNLIKELY(msg != NULL))
         return fail(s, (const unsigned char *)*close, msg);
-    *body = (const char *)b;
+    *body = b;
     s->p = (const unsigned char *)*close + 1;
     return KS_OK;
 }
