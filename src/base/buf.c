@@ -4,6 +4,8 @@
  */
 #include "base/buf.h"
 #include "base/common.h"
+#include "base/fmtnum.h"
+#include "base/json.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -13,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-void ks_buf_reserve(ks_buf_t *b, size_t extra)
+void ks_buf_grow(ks_buf_t *b, size_t extra)
 {
     if (b->cap - b->len >= extra + 1)
         return;
@@ -22,27 +24,6 @@ void ks_buf_reserve(ks_buf_t *b, size_t extra)
         cap *= 2;
     b->data = ks_xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void ks_buf_append(ks_buf_t *b, const void *p, size_t n)
-{
-    ks_buf_reserve(b, n);
-    if (n) /* (p may be NULL for nothing: memcpy must not see it) */
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void ks_buf_puts(ks_buf_t *b, const char *s)
-{
-    ks_buf_append(b, s, strlen(s));
-}
-
-void ks_buf_putc(ks_buf_t *b, char c)
-{
-    ks_buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void ks_buf_printf(ks_buf_t *b, const char *fmt, ...)
@@ -78,18 +59,31 @@ void ks_buf_csv_field(ks_buf_t *b, const char *s, size_t n)
     ks_buf_putc(b, '"');
 }
 
+/* Length of the run of bytes at s (n of them) that need no escaping: the
+ * scan stops at non-ASCII bytes too, which are copied as they are. */
+static size_t json_plain_run(const char *s, size_t n)
+{
+    const char *p = s, *end = s + n;
+    for (;;) {
+        p = ks_json_plain_end(p, end);
+        if (p == end || (unsigned char)*p < 0x80)
+            return (size_t)(p - s);
+        p++;
+    }
+}
+
 void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     ks_buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            ks_buf_reserve(b, 1);
-            b->data[b->len++] = (char)c;
-            continue;
-        }
+    for (size_t i = 0;;) {
+        size_t run = json_plain_run(s + i, n - i);
+        ks_buf_append(b, s + i, run);
+        i += run;
+        if (i >= n)
+            break;
+        unsigned char c = (unsigned char)s[i++];
         ks_buf_reserve(b, 6);
         b->data[b->len++] = '\\';
         switch (c) {
@@ -106,9 +100,7 @@ void ks_buf_json_string(ks_buf_t *b, const char *s, size_t n)
             b->data[b->len++] = hex[c & 15];
         }
     }
-    ks_buf_reserve(b, 1);
-    b->data[b->len++] = '"';
-    b->data[b->len] = '\0';
+    ks_buf_putc(b, '"');
 }
 
 static int integral(double v)
@@ -116,8 +108,7 @@ static int integral(double v)
     return v == (double)(int64_t)v && fabs(v) < 1e15 && !(v == 0 && signbit(v));
 }
 
-/* Non-finite and integral values, shared by both double writers; returns 1
- * if it wrote v. */
+/* Non-finite and integral values for json_double17; returns 1 if it wrote v. */
 static int put_special(ks_buf_t *b, double v)
 {
     if (!isfinite(v)) {
@@ -131,15 +122,14 @@ static int put_special(ks_buf_t *b, double v)
     return 0;
 }
 
-/* ---- doubles without printf -------------------------------------------------
+/* ---- %.*g without printf ----------------------------------------------------
  *
  * For 1e-6 <= |v| < 2^53 the digits are computed exactly in 128-bit integers:
  * with v = f * 2^e (f < 2^53, -128 < e <= 0) and s = prec - 1 - floor(log10 v),
  * v * 10^s = f * 10^s / 2^-e, and f * 10^s < 2^127 for s <= 22. Rounding the
- * quotient half-to-even gives exactly the digits printf("%.*g") prints; the
- * remainder tells whether those digits parse back to v (|N - v*10^s| below
- * half an ulp), so json_double can pick the shortest of 15/16/17 digits
- * without strtod. Anything outside that range goes to snprintf.
+ * quotient half-to-even gives exactly the digits printf("%.*g") prints.
+ * Anything outside that range goes to snprintf. (The shortest round-trip
+ * text, json_double's, is base/fmtnum.c's.)
  */
 typedef unsigned __int128 u128;
 
@@ -158,9 +148,8 @@ static inline u128 pow10_u128(int k)
 }
 
 /* Exact prec-digit decimal of v > 0: *n has prec digits, *e10 is the power of
- * ten of its first digit, *exact_back says the digits parse back to v.
- * Returns 0 when v is outside the fast range. */
-static int exact_digits(double v, int prec, uint64_t *n, int *e10, int *exact_back)
+ * ten of its first digit. Returns 0 when v is outside the fast range. */
+static int exact_digits(double v, int prec, uint64_t *n, int *e10)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
@@ -192,11 +181,6 @@ static int exact_digits(double v, int prec, uint64_t *n, int *e10, int *exact_ba
             e++;
             continue;
         }
-        u128 diff = up ? ((u128)1 << sh) - r : r; /* |q - v*10^s| in units of 2^-sh */
-        /* below v at a power of two the gap to the next double down is half */
-        int lower_half = f == (UINT64_C(1) << 52) && !up && r != 0;
-        u128 lim = lower_half ? p10 / 2 : p10;
-        *exact_back = 2 * diff < lim || (2 * diff == lim && !(f & 1) && !lower_half);
         *n = (uint64_t)q;
         *e10 = e;
         return 1;
@@ -252,32 +236,20 @@ static int format_g(char *out, int neg, uint64_t n, int prec, int e10)
 int ks_fmt_double(char *out, double v, int prec)
 {
     uint64_t n;
-    int e10, back;
-    if (exact_digits(fabs(v), prec, &n, &e10, &back))
+    int e10;
+    if (exact_digits(fabs(v), prec, &n, &e10))
         return format_g(out, v < 0, n, prec, e10);
     return snprintf(out, 32, "%.*g", prec, v);
 }
 
 void ks_buf_json_double(ks_buf_t *b, double v)
 {
-    if (put_special(b, v))
-        return;
-    /* the fewest of 15, 16, 17 digits that parse back to the same bits */
-    char tmp[40];
-    uint64_t n;
-    int e10, back = 0, prec;
-    for (prec = 15; prec <= 17; prec++) /* (no exponent form where %.17g has none) */
-        if (exact_digits(fabs(v), prec, &n, &e10, &back) && back && (e10 < prec || prec == 17))
-            break;
-    if (prec <= 17) {
-        ks_buf_append(b, tmp, (size_t)format_g(tmp, v < 0, n, prec, e10));
+    if (!isfinite(v)) {
+        ks_buf_puts(b, "null");
         return;
     }
-    char t17[40]; /* outside the fast range */
-    snprintf(t17, sizeof(t17), "%.17g", v);
-    snprintf(tmp, sizeof(tmp), "%.15g", v);
-    int shorter_ok = strtod(tmp, NULL) == v && (!strchr(tmp, 'e') || strchr(t17, 'e'));
-    ks_buf_puts(b, shorter_ok ? tmp : t17);
+    ks_buf_reserve(b, KS_FMT_SHORTEST_MAX);
+    b->len += (size_t)ks_fmt_shortest(b->data + b->len, v);
 }
 
 void ks_buf_json_double17(ks_buf_t *b, double v)

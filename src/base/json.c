@@ -73,15 +73,80 @@ static const char *convert_slow(const char *p, const char *q, double *out)
     return msg;
 }
 
+#define ONES8 0x0101010101010101ull
+#define DIGIT_HI 0x3030303030303030ull
+#define NIBBLE_HI 0xF0F0F0F0F0F0F0F0ull
+
+/* The end of the run of ASCII digits at p: 8 bytes at a time. A byte is a
+ * digit when its high nibble is 3 and adding 6 keeps it so; an add that
+ * carries into the next byte starts at a non-digit, so the lowest flagged
+ * byte is always the first non-digit. */
+static inline const char *skip_digits(const char *p, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t nd = ((x & NIBBLE_HI) ^ DIGIT_HI) | (((x + 6 * ONES8) & NIBBLE_HI) ^ DIGIT_HI);
+        if (nd)
+            return p + (__builtin_ctzll(nd) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && (unsigned)(*p - '0') <= 9)
+        p++;
+    return p;
+}
+
+/* Value of 8 ASCII digits at p: pairs, then quads, then the eight. */
+static inline uint64_t eight_digits(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x -= DIGIT_HI;
+    x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFull;
+    x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFull;
+    return (x * 10000 + (x >> 32)) & 0xFFFFFFFFull;
+#else
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    return v;
+#endif
+}
+
+/* Appends the digits [p, q) to the significand m (ndig digits so far, at most
+ * 19 kept; the rest only say whether a nonzero digit was dropped). Returns
+ * how many digits were kept. */
+static inline int take_digits(const char *p, const char *q, uint64_t *m, int *ndig, int *truncated)
+{
+    int kept = 0;
+    while (q - p >= 8 && *ndig + 8 <= 19) {
+        *m = *m * 100000000 + eight_digits(p);
+        p += 8;
+        *ndig += 8;
+        kept += 8;
+    }
+    for (; p < q; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (*ndig < 19) {
+            *m = *m * 10 + d;
+            ++*ndig;
+            kept++;
+        } else {
+            *truncated |= (d != 0);
+        }
+    }
+    return kept;
+}
+
 const char *ks_json_lex_number(const char *start, const char *end, const char **stop, double *out)
 {
     const char *p = start;
-    uint64_t m = 0;        /* up to 19 significant digits */
-    int ndig = 0;          /* significant digits kept in m */
-    int truncated = 0;     /* more significant digits than m holds */
-    long exp10 = 0;        /* value = m * 10^exp10 (if !truncated) */
     int neg = 0;
 
+    /* the grammar first: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
     if (p < end && *p == '-') {
         neg = 1;
         p++;
@@ -90,6 +155,7 @@ const char *ks_json_lex_number(const char *start, const char *end, const char **
         *stop = p;
         return "expected a digit";
     }
+    const char *int_b = p, *frac_b = NULL, *frac_e = NULL;
     if (*p == '0') {
         p++;
         if (p < end && (unsigned)(*p - '0') <= 9) {
@@ -97,38 +163,19 @@ const char *ks_json_lex_number(const char *start, const char *end, const char **
             return "leading zeros are not allowed in numbers";
         }
     } else {
-        while (p < end && (unsigned)(*p - '0') <= 9) {
-            unsigned d = (unsigned)(*p - '0');
-            if (ndig < 19) {
-                m = m * 10 + d;
-                ndig++;
-            } else {
-                truncated |= (d != 0);
-                exp10++;
-            }
-            p++;
-        }
+        p = skip_digits(p + 1, end);
     }
+    const char *int_e = p;
     if (p < end && *p == '.') {
         p++;
         if (p >= end || (unsigned)(*p - '0') > 9) {
             *stop = p;
             return "expected a digit after the decimal point";
         }
-        while (p < end && (unsigned)(*p - '0') <= 9) {
-            unsigned d = (unsigned)(*p - '0');
-            if (m == 0 && d == 0) {
-                exp10--;           /* leading zeros are not significant */
-            } else if (ndig < 19) {
-                m = m * 10 + d;
-                ndig++;
-                exp10--;
-            } else {
-                truncated |= (d != 0);
-            }
-            p++;
-        }
+        frac_b = p;
+        p = frac_e = skip_digits(p + 1, end);
     }
+    long exp10 = 0; /* value = m * 10^exp10 (if !truncated) */
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
         int eneg = 0;
@@ -146,11 +193,28 @@ const char *ks_json_lex_number(const char *start, const char *end, const char **
                 e = e * 10 + (*p - '0');
             p++;
         }
-        exp10 += eneg ? -e : e;
+        exp10 = eneg ? -e : e;
     }
     *stop = p;
     if (!out)
         return NULL;
+
+    /* the significand: up to 19 significant digits */
+    uint64_t m = 0;
+    int ndig = 0, truncated = 0;
+    if (*int_b != '0') {
+        int kept = take_digits(int_b, int_e, &m, &ndig, &truncated);
+        exp10 += (int_e - int_b) - kept; /* integer digits beyond 19 */
+    }
+    if (frac_b) {
+        const char *f = frac_b;
+        if (m == 0) { /* leading zeros are not significant */
+            while (f < frac_e && *f == '0')
+                f++;
+            exp10 -= f - frac_b;
+        }
+        exp10 -= take_digits(f, frac_e, &m, &ndig, &truncated);
+    }
 
     if (!truncated) {
         if (m == 0) {
@@ -225,27 +289,6 @@ size_t ks_utf8_seq(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
-/* 0: plain ASCII byte inside a string; 1: needs a closer look. */
-static const uint8_t str_special[256] = {
-    /* 0x00-0x1F control characters */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80-0xFF */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
 static int hexval(unsigned c)
 {
     if (c - '0' <= 9)
@@ -277,26 +320,7 @@ const char *ks_json_lex_string(const char *start, const char *end_, const char *
 
     *escaped = 0;
     for (;;) {
-        /* 8 bytes at a time while none is '"', '\\', a control or non-ASCII
-         * byte; the lowest flagged byte is always a true hit (borrows only
-         * propagate upwards), so the first special byte is found exactly. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            uint64_t m = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x;
-            m &= highs;
-            if (m) {
-                p += __builtin_ctzll(m) >> 3;
-                break;
-            }
-            p += 8;
-        }
-#endif
-        while (p < end && !str_special[*p])
-            p++;
+        p = (const unsigned char *)ks_json_plain_end((const char *)p, (const char *)end);
         if (p >= end) {
             msg = "unterminated string";
             goto out;

@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/common.h"
 
@@ -112,6 +113,35 @@ int ks_json_need_num(const ks_json_t *obj, const char *key, double *out,
  * subnormal or zero). Tokens over 512 bytes are converted through one
  * temporary malloc (the only allocation here; failure reports a message). */
 const char *ks_json_lex_number(const char *p, const char *end, const char **stop, double *out);
+
+/* The first byte in [p, end) that a JSON string does not hold as it is: '"',
+ * '\\', a control character or a non-ASCII byte (end if none). Eight bytes
+ * at a time: the lowest flagged byte of a word is always a true hit, because
+ * the borrows of the byte tests only carry upwards. The lexers below, the
+ * event decoder and the string writer (base/buf.c) all scan with it. */
+static inline const char *ks_json_plain_end(const char *p, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t m = (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) &
+                     (ones * 0x80);
+        if (m)
+            return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)
+            break;
+        p++;
+    }
+    return p;
+}
 
 /* A string body, p just after the opening quote: validates UTF-8, control
  * characters and escapes (incl. surrogate pairs). *stop = the closing quote.

@@ -11,6 +11,16 @@
  * One pass, no DOM, no allocation except for strings that contain escapes
  * (unescaped into the caller's arena) and numbers longer than 512 characters.
  *
+ * Speed: events of one topic repeat their keys in the same order, so each
+ * level remembers which name came at each position of the last object; a
+ * key is first compared with that name's bytes and closing quote (8 bytes at
+ * a time), and only when that fails is it lexed, hashed and looked up (a
+ * name is only predicted when it is printable ASCII without '"' or '\', so
+ * matching bytes are a valid key that needs no unescaping). Strings are
+ * scanned 8 bytes at a time for the closing quote (ks_json_plain_end); only
+ * a string with an escape, a control or a non-ASCII byte takes the full
+ * validating lexer.
+ *
  * Semantics, decided here and tested in tests/unit/test_decode.c:
  *  - The payload must be exactly one JSON object, surrounded by optional JSON
  *    whitespace; anything else is KS_ERRCLASS_DESERIALIZATION with the byte
@@ -64,7 +74,12 @@ typedef struct dname {
     uint32_t len;
     int field;         /* >= 0: a leaf, index into schema->fields */
     dlevel_t *sub;     /* else: an intermediate object level */
+    char *quoted;      /* name '"', zero-padded to whole 8-byte words */
+    int predictable;   /* printable ASCII, no '"' or '\\': its bytes are a key */
 } dname_t;
+
+/* Member positions per object whose names are remembered (see above). */
+#define ORDER_MAX 32
 
 struct dlevel {
     int id;            /* index into lstate[] */
@@ -76,6 +91,7 @@ struct dlevel {
     size_t n_fields_below;
     int *levels_below; /* all levels under this level, itself excluded */
     size_t n_levels_below;
+    int16_t order[ORDER_MAX]; /* name at each member position last time, or -1 */
 };
 
 struct ks_decoder {
@@ -83,6 +99,7 @@ struct ks_decoder {
     dlevel_t **levels;          /* levels[0] is the root */
     size_t n_levels;
     int *field_parent;          /* innermost level holding each field */
+    uint8_t *type;              /* each field's ks_field_type_t */
     uint8_t *bad;               /* per field, per decode */
     uint8_t *lstate;            /* per level, per decode */
     char *keybuf;               /* unescaped keys, sized for the longest name */
@@ -130,6 +147,7 @@ static dlevel_t *level_new(ks_decoder_t *d)
 {
     dlevel_t *l = ks_xcalloc(1, sizeof(*l));
     l->id = (int)d->n_levels;
+    memset(l->order, 0xff, sizeof(l->order));
     d->levels = ks_xrealloc(d->levels, (d->n_levels + 1) * sizeof(*d->levels));
     d->levels[d->n_levels++] = l;
     return l;
@@ -151,6 +169,14 @@ static dname_t *level_add(dlevel_t *l, const char *name)
     n->len = (uint32_t)strlen(name);
     n->field = -1;
     n->sub = NULL;
+    n->quoted = ks_xcalloc(n->len / 8 + 2, 8);
+    memcpy(n->quoted, name, n->len);
+    n->quoted[n->len] = '"';
+    n->predictable = n->len > 0;
+    for (uint32_t i = 0; i < n->len; i++)
+        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e || name[i] == '"' ||
+            name[i] == '\\')
+            n->predictable = 0;
     return n;
 }
 
@@ -223,6 +249,9 @@ int ks_decoder_new(const ks_schema_t *schema, ks_decoder_t **out, char *errbuf, 
     for (size_t i = 0; i < d->n_levels; i++)
         level_index(d->levels[i]);
     d->bad = ks_xcalloc(schema->n_decoded ? schema->n_decoded : 1, 1);
+    d->type = ks_xcalloc(schema->n_decoded ? schema->n_decoded : 1, 1);
+    for (size_t i = 0; i < schema->n_decoded; i++)
+        d->type[i] = (uint8_t)schema->fields[i].type;
     d->lstate = ks_xcalloc(d->n_levels, 1);
     /* an escaped key of more than 6 bytes per character cannot match */
     d->keybuf_size = 6 * d->max_name + 16;
@@ -239,6 +268,8 @@ void ks_decoder_free(ks_decoder_t *d)
     if (!d)
         return;
     for (size_t i = 0; i < d->n_levels; i++) {
+        for (size_t j = 0; j < d->levels[i]->n_names; j++)
+            free(d->levels[i]->names[j].quoted);
         free(d->levels[i]->names);
         free(d->levels[i]->slots);
         free(d->levels[i]->fields_below);
@@ -248,6 +279,7 @@ void ks_decoder_free(ks_decoder_t *d)
     free(d->levels);
     free(d->field_parent);
     free(d->bad);
+    free(d->type);
     free(d->lstate);
     free(d->keybuf);
     free(d);
@@ -257,12 +289,19 @@ void ks_decoder_free(ks_decoder_t *d)
 
 static const uint8_t is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
-static inline void skip_ws(scan_t *s)
+static void skip_ws_run(scan_t *s)
 {
     const unsigned char *p = s->p, *end = s->end;
     while (p < end && is_ws[*p])
         p++;
     s->p = p;
+}
+
+/* Events rarely hold whitespace: one compare when the next byte is not. */
+static inline void skip_ws(scan_t *s)
+{
+    if (KS_UNLIKELY(s->p < s->end && *s->p <= ' '))
+        skip_ws_run(s);
 }
 
 static int fail(scan_t *s, const unsigned char *at, const char *msg)
@@ -272,16 +311,50 @@ static int fail(scan_t *s, const unsigned char *at, const char *msg)
     return KS_EINVAL;
 }
 
-/* Lexes the string at s->p (on the quote); returns body and close. */
+/* Lexes the string at s->p (on the quote); returns body and close. Plain
+ * ASCII up to the closing quote needs no more than finding it; from the
+ * first escape, control or non-ASCII byte on, ks_json_lex_string validates
+ * the rest (what came before it needs nothing). */
 static inline int lex_string(scan_t *s, const char **body, const char **close, int *escaped)
 {
     const char *b = (const char *)s->p + 1;
-    const char *msg = ks_json_lex_string(b, (const char *)s->end, close, escaped);
+    const char *q = ks_json_plain_end(b, (const char *)s->end);
+    if (KS_LIKELY(q < (const char *)s->end && *q == '"')) {
+        *body = b;
+        *close = q;
+        *escaped = 0;
+        s->p = (const unsigned char *)q + 1;
+        return KS_OK;
+    }
+    const char *msg = ks_json_lex_string(q, (const char *)s->end, close, escaped);
     if (KS_UNLIKELY(msg != NULL))
         return fail(s, (const unsigned char *)*close, msg);
     *body = b;
     s->p = (const unsigned char *)*close + 1;
     return KS_OK;
+}
+
+/* Are the n bytes at a (readable up to a_end) those of w (zero-padded to
+ * whole 8-byte words)? */
+static inline int bytes_equal(const char *a, const char *a_end, const char *w, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if ((size_t)(a_end - a) >= ((n + 7) & ~(size_t)7)) {
+        size_t i = 0;
+        for (; n - i > 8; i += 8) {
+            uint64_t x, y;
+            memcpy(&x, a + i, 8);
+            memcpy(&y, w + i, 8);
+            if (x != y)
+                return 0;
+        }
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, w + i, 8);
+        return ((x ^ y) & (~0ull >> (64 - 8 * (n - i)))) == 0;
+    }
+#endif
+    return (size_t)(a_end - a) >= n && memcmp(a, w, n) == 0;
 }
 
 static int skip_value(scan_t *s, int depth);
@@ -367,12 +440,48 @@ static int skip_value(scan_t *s, int depth)
     }
 }
 
+static const double exact_pow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* The common number: -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 15 digits in
+ * all, no exponent. Its significand and power of ten are exact doubles, so
+ * one IEEE division is the correctly rounded value, strtod's (Clinger's
+ * fast path). Returns 0 for anything else, which ks_json_lex_number
+ * reads (or rejects) in full. */
+static inline int fast_number(scan_t *s, double *out)
+{
+    const unsigned char *q = s->p, *end = s->end;
+    int neg = q < end && *q == '-';
+    q += neg;
+    const unsigned char *d0 = q;
+    uint64_t m = 0;
+    while (q < end && (unsigned)(*q - '0') <= 9 && q - d0 < 16)
+        m = m * 10 + (unsigned)(*q++ - '0');
+    size_t n = (size_t)(q - d0), nfrac = 0;
+    if (n == 0 || (n > 1 && *d0 == '0'))
+        return 0;
+    if (q < end && *q == '.') {
+        const unsigned char *f0 = ++q;
+        while (q < end && (unsigned)(*q - '0') <= 9 && n + (size_t)(q - f0) < 16)
+            m = m * 10 + (unsigned)(*q++ - '0');
+        nfrac = (size_t)(q - f0);
+        if (nfrac == 0)
+            return 0;
+    }
+    if (n + nfrac > 15 || (q < end && ((unsigned)(*q - '0') <= 9 || (*q | 0x20) == 'e')))
+        return 0;
+    double v = (double)m / exact_pow10[nfrac];
+    *out = neg ? -v : v;
+    s->p = q;
+    return 1;
+}
+
 /* Reads the value of declared field `fi` at s->p into its slot (or records
  * why it does not fit in bad[fi]). */
 static int read_field(scan_t *s, int fi, int depth)
 {
     ks_decoder_t *d = s->d;
-    ks_field_type_t t = d->schema->fields[fi].type;
+    ks_field_type_t t = d->type[fi];
     ks_value_t *v = &s->out[fi];
     int rc = KS_OK;
 
@@ -406,19 +515,27 @@ static int read_field(scan_t *s, int fi, int depth)
         const char *stop;
         double num;
         int want = (t == KS_FIELD_NUMBER || t == KS_FIELD_TIMESTAMP || t == KS_FIELD_ANY);
-        const char *msg = ks_json_lex_number((const char *)s->p, (const char *)s->end, &stop,
-                                             want ? &num : NULL);
-        if (msg)
-            return fail(s, (const unsigned char *)stop, msg);
-        s->p = (const unsigned char *)stop;
-        if (!want) {
-            d->bad[fi] = BAD_NUMBER;
-        } else if (KS_UNLIKELY(isinf(num))) {
-            d->bad[fi] = BAD_RANGE;
-        } else {
-            v->type = KS_VAL_NUM;
-            v->num = num;
+        const unsigned char *tok = s->p;
+        if (!want || !fast_number(s, &num)) {
+            const char *msg = ks_json_lex_number((const char *)s->p, (const char *)s->end, &stop,
+                                                 want ? &num : NULL);
+            if (msg)
+                return fail(s, (const unsigned char *)stop, msg);
+            s->p = (const unsigned char *)stop;
+            if (!want) {
+                d->bad[fi] = BAD_NUMBER;
+                return KS_OK;
+            }
+            if (KS_UNLIKELY(isinf(num))) {
+                d->bad[fi] = BAD_RANGE;
+                return KS_OK;
+            }
         }
+        v->type = KS_VAL_NUM;
+        v->num = num;
+        /* the token, for writers that copy it (value.h); long ones are not */
+        v->num_len = s->p - tok <= KS_NUM_TOKEN_MAX ? (uint16_t)(s->p - tok) : 0;
+        v->num_off = (uint32_t)(tok - s->buf);
         return KS_OK;
     }
     switch (c) {
@@ -458,27 +575,25 @@ static void reset_level(ks_decoder_t *d, const dlevel_t *l, ks_value_t *out)
         d->lstate[l->levels_below[i]] = SEEN_NONE;
 }
 
-/* Matches a key (n > 0) against the names of a level; NULL if none. */
-static inline const dname_t *match_key(const dlevel_t *l, const char *k, size_t n)
+/* Matches a key (n > 0, readable up to k_end) against the names of a level;
+ * NULL if none. */
+static inline const dname_t *match_key(const dlevel_t *l, const char *k, size_t n,
+                                       const char *k_end)
 {
     uint32_t h = key_hash(k, n) & l->slot_mask;
     int16_t i;
     while ((i = l->slots[h]) >= 0) {
         const dname_t *dn = &l->names[i];
-        if (dn->len == n) {
-            size_t j = 0;
-            while (j < n && dn->name[j] == k[j])
-                j++;
-            if (j == n)
-                return dn;
-        }
+        if (dn->len == n && bytes_equal(k, k_end, dn->quoted, n))
+            return dn;
         h = (h + 1) & l->slot_mask;
     }
     return NULL;
 }
 
-/* Scans an object at s->p ('{') whose wanted names are level `l`. */
-static int scan_object(scan_t *s, const dlevel_t *l, int depth)
+/* Scans an object at s->p ('{') whose wanted names are level `l` (which
+ * learns the order of its names). */
+static int scan_object(scan_t *s, dlevel_t *l, int depth)
 {
     ks_decoder_t *d = s->d;
     int rc = KS_OK;
@@ -490,35 +605,46 @@ static int scan_object(scan_t *s, const dlevel_t *l, int depth)
         s->p++;
         return KS_OK;
     }
-    for (;;) {
+    for (int pos = 0;; pos++) {
         const char *kb, *kc;
         int esc;
         if (KS_UNLIKELY(s->p >= s->end || *s->p != '"'))
             return fail(s, s->p, s->p >= s->end ? "unterminated object" : "expected a string key");
-        if ((rc = lex_string(s, &kb, &kc, &esc)))
-            return rc;
-        skip_ws(s);
-        if (KS_UNLIKELY(s->p >= s->end || *s->p != ':'))
-            return fail(s, s->p, "expected ':' after a key");
+        const dname_t *dn = NULL;
+        int want = pos < ORDER_MAX ? l->order[pos] : -1;
+        if (want >= 0 && bytes_equal((const char *)s->p + 1, (const char *)s->end,
+                                     l->names[want].quoted, l->names[want].len + 1)) {
+            dn = &l->names[want]; /* the name the last object had here */
+            s->p += dn->len + 2;
+        } else {
+            if ((rc = lex_string(s, &kb, &kc, &esc)))
+                return rc;
+            size_t kl = (size_t)(kc - kb);
+            if (!esc) {
+                if (kl > 0 && kl <= d->max_name)
+                    dn = match_key(l, kb, kl, (const char *)s->end);
+            } else if (kl <= d->keybuf_size) {
+                size_t n = ks_json_unescape(kb, kc, d->keybuf);
+                if (n > 0 && n <= d->max_name)
+                    dn = match_key(l, d->keybuf, n, d->keybuf + d->keybuf_size);
+            }
+            if (pos < ORDER_MAX)
+                l->order[pos] = (int16_t)(dn && dn->predictable ? dn - l->names : -1);
+        }
+        if (KS_UNLIKELY(s->p >= s->end || *s->p != ':')) {
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return fail(s, s->p, "expected ':' after a key");
+        }
         s->p++;
         skip_ws(s);
 
-        const dname_t *dn = NULL;
-        size_t kl = (size_t)(kc - kb);
-        if (!esc) {
-            if (kl > 0 && kl <= d->max_name)
-                dn = match_key(l, kb, kl);
-        } else if (kl <= d->keybuf_size) {
-            size_t n = ks_json_unescape(kb, kc, d->keybuf);
-            if (n > 0 && n <= d->max_name)
-                dn = match_key(l, d->keybuf, n);
-        }
         if (!dn) {
             rc = skip_value(s, depth);
         } else if (dn->field >= 0) {
             rc = read_field(s, dn->field, depth);
         } else {
-            const dlevel_t *sub = dn->sub;
+            dlevel_t *sub = dn->sub;
             if (d->lstate[sub->id] != SEEN_NONE)
                 reset_level(d, sub, s->out);
             if (s->p < s->end && *s->p == '{') {
@@ -534,12 +660,15 @@ static int scan_object(scan_t *s, const dlevel_t *l, int depth)
         }
         if (rc)
             return rc;
-        skip_ws(s);
-        if (KS_UNLIKELY(s->p >= s->end))
-            return fail(s, s->p, "unterminated object");
+        if (KS_UNLIKELY(s->p >= s->end || (*s->p != ',' && *s->p != '}'))) {
+            skip_ws(s);
+            if (KS_UNLIKELY(s->p >= s->end))
+                return fail(s, s->p, "unterminated object");
+        }
         if (*s->p == ',') {
             s->p++;
-            skip_ws(s);
+            if (KS_UNLIKELY(s->p < s->end && *s->p != '"'))
+                skip_ws(s);
             continue;
         }
         if (*s->p == '}') {

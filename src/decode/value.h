@@ -20,10 +20,19 @@ typedef enum {
     KS_VAL_BOOL,
 } ks_val_type_t;
 
+#define KS_NUM_TOKEN_MAX 32
+
 typedef struct ks_value {
     uint8_t type;       /* ks_val_type_t */
     uint8_t b;          /* KS_VAL_BOOL */
-    uint32_t len;       /* KS_VAL_STR: byte length (not NUL-terminated) */
+    uint16_t num_len;   /* KS_VAL_NUM read from an event by the decoder: its JSON
+                           token's length (0: not from one, or longer than
+                           KS_NUM_TOKEN_MAX); the encoder copies the token
+                           instead of formatting num */
+    union {
+        uint32_t len;     /* KS_VAL_STR: byte length (not NUL-terminated) */
+        uint32_t num_off; /* KS_VAL_NUM with num_len: the token's offset in the event */
+    };
     union {
         double num;      /* KS_VAL_NUM */
         const char *str; /* KS_VAL_STR */

@@ -164,8 +164,54 @@ static void test_fmt_double_matches_printf(void)
     ks_buf_free(&b);
 }
 
+/* json_string against a byte-at-a-time escaper, on strings of every byte
+ * (controls, quotes, backslashes, UTF-8 and stray high bytes), 0-40 long. */
+static void test_json_string_matches_reference(void)
+{
+    ks_buf_t b = {0};
+    char in[48], want[48 * 6 + 3];
+    for (int i = 0; i < 200000; i++) {
+        size_t n = next() % 41, w = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t r = next();
+            static const char special[] = "\"\\\n\r\t\x01\x1f\x7f";
+            if (r % 4 == 0)
+                in[k] = (char)(r >> 8); /* any byte */
+            else if (r % 4 == 1)
+                in[k] = special[(r >> 8) % 8];
+            else
+                in[k] = (char)('a' + (r >> 8) % 26);
+        }
+        want[w++] = '"';
+        for (size_t k = 0; k < n; k++) {
+            unsigned char c = (unsigned char)in[k];
+            if (c == '"' || c == '\\')
+                w += (size_t)sprintf(want + w, "\\%c", c);
+            else if (c == '\n')
+                w += (size_t)sprintf(want + w, "\\n");
+            else if (c == '\r')
+                w += (size_t)sprintf(want + w, "\\r");
+            else if (c == '\t')
+                w += (size_t)sprintf(want + w, "\\t");
+            else if (c < 0x20)
+                w += (size_t)sprintf(want + w, "\\u%04x", c);
+            else
+                want[w++] = (char)c;
+        }
+        want[w++] = '"';
+        ks_buf_reset(&b);
+        ks_buf_json_string(&b, in, n);
+        if (b.len != w || memcmp(b.data, want, w) != 0 || b.data[b.len] != '\0') {
+            CHECK_MSG(0, "json_string of %zu bytes differs (case %d)", n, i);
+            break;
+        }
+    }
+    ks_buf_free(&b);
+}
+
 int main(void)
 {
+    RUN(test_json_string_matches_reference);
     RUN(test_fmt_double_matches_printf);
     RUN(test_iso8601);
     RUN(test_fixed3_and_doubles);

@@ -766,6 +766,13 @@ static void test_strtod_equivalence_corpus(void)
             }
             continue;
         }
+        const ks_value_t *v = &fx.out[slot];
+        int span_ok = rc != KS_OK ||
+                      (len <= KS_NUM_TOKEN_MAX ? v->num_len == len &&
+                                                     memcmp(ev + v->num_off, num, (size_t)len) == 0
+                                               : v->num_len == 0);
+        if (!span_ok && mismatches++ < 10)
+            fprintf(stderr, "token span: %s: len %d off %u\n", num, v->num_len, v->num_off);
         if (rc != KS_OK || fx.out[slot].type != KS_VAL_NUM ||
             bits(fx.out[slot].num) != bits(want)) {
             if (mismatches++ < 10)
@@ -778,6 +785,69 @@ static void test_strtod_equivalence_corpus(void)
     CHECK(checked >= 1000000);
     CHECK_EQ_INT(mismatches, 0);
     fx_close(&fx);
+}
+
+/* --------------------------------------------------- learned key order */
+
+/* A decoder remembers each object's key order and tries those names first.
+ * Oracle: a fresh decoder (nothing learned) must give the same verdict,
+ * message and values as one that has seen thousands of other events, for
+ * events that keep, change, shorten, lengthen, escape or cut the keys. */
+static void same_result(fixture_t *a, int ra, fixture_t *b, int rb, const char *ev)
+{
+    int ok = ra == rb && a->err.cls == b->err.cls && strcmp(a->err.msg, b->err.msg) == 0;
+    for (size_t i = 0; ok && ra == KS_OK && i < a->schema->n_fields; i++) {
+        const ks_value_t *x = &a->out[i], *y = &b->out[i];
+        ok = x->type == y->type &&
+             (x->type != KS_VAL_NUM || bits(x->num) == bits(y->num)) &&
+             (x->type != KS_VAL_STR || (x->len == y->len && memcmp(x->str, y->str, x->len) == 0)) &&
+             (x->type != KS_VAL_BOOL || x->b == y->b);
+    }
+    CHECK_MSG(ok, "learned vs fresh differ on %s: %d '%s' / %d '%s'", ev, ra, a->err.msg, rb,
+              b->err.msg);
+}
+
+static void test_learned_key_order(void)
+{
+    static const char *keys[] = {
+        "\"id\"", "\"idx\"", "\"i\"", "\"\\u0069d\"", "\"user_id\"", "\"amount\"", "\"amount \"",
+        "\"merchant_category\"", "\"merchant_categorY\"", "\"n_tx_24h\"", "\"ts\"", "\"flag\"",
+        "\"payment\"", "\"method\"", "\"card\"", "\"present\"", "\"amount_usd\"", "\"x\"",
+    };
+    static const char *vals[] = {"\"s\"", "1.5", "-0", "true", "null", "{\"method\":\"card\"}",
+                                 "{\"card\":{\"present\":true},\"amount_usd\":2}", "[1]", "1e3"};
+    fixture_t learned, fresh;
+    if (!fx_open(&learned, FRAUD_SCHEMA))
+        return;
+    char ev[1024];
+    for (int i = 0; i < 20000 && test_failures_ < 5; i++) {
+        int n = 0;
+        if (i % 4 == 0) { /* the usual event, learned */
+            n = snprintf(ev, sizeof(ev), "%s", fraud_event);
+        } else { /* some keys swapped, renamed or cut */
+            n = snprintf(ev, sizeof(ev), "{");
+            int m = 1 + (int)(rnd() % 9);
+            for (int k = 0; k < m; k++)
+                n += snprintf(ev + n, sizeof(ev) - (size_t)n, "%s%s:%s", k ? "," : "",
+                              keys[rnd() % KS_ARRAY_LEN(keys)], vals[rnd() % KS_ARRAY_LEN(vals)]);
+            n += snprintf(ev + n, sizeof(ev) - (size_t)n, "}");
+        }
+        if (i % 7 == 0)
+            n = (int)(rnd() % (uint64_t)(n + 1)); /* cut anywhere, also inside a key */
+        char *heap = malloc((size_t)n + 1); /* exactly n bytes readable (ASan builds) */
+        memcpy(heap, ev, (size_t)n);
+        heap[n] = '\0';
+        int rl = fx_decode_n(&learned, heap, (size_t)n);
+        if (!fx_open(&fresh, FRAUD_SCHEMA))
+            break;
+        int rf = fx_decode_n(&fresh, heap, (size_t)n);
+        same_result(&learned, rl, &fresh, rf, heap);
+        fx_close(&fresh);
+        free(heap);
+        if ((i & 255) == 0)
+            ks_arena_reset(&learned.arena);
+    }
+    fx_close(&learned);
 }
 
 /* ------------------------------------------------------------------ speed */
@@ -828,6 +898,7 @@ int main(void)
     RUN(test_timestamp_and_any);
     RUN(test_reuse_after_error);
     RUN(test_many_fields);
+    RUN(test_learned_key_order);
     RUN(test_decoder_new_rejects_conflicts);
     RUN(test_strtod_equivalence_corpus);
     RUN(test_speed_printout);

@@ -256,10 +256,15 @@ static void test_numbers_random(void)
         if (next_rand() & 1)
             buf[n++] = '-';
         int nd = 1 + (int)(next_rand() % 25);
+        if (i % 4 == 0) { /* 0.000ddd: fraction zeros before the significant digits */
+            n += snprintf(buf + n, sizeof(buf) - (size_t)n, "0.%0*d", (int)(next_rand() % 30), 0);
+            if (buf[n - 1] == '.')
+                buf[n++] = '0';
+        }
         buf[n++] = (char)('1' + next_rand() % 9);
         for (int k = 1; k < nd; k++)
             buf[n++] = (char)('0' + next_rand() % 10);
-        if (next_rand() & 1) {
+        if (i % 4 != 0 && (next_rand() & 1)) {
             buf[n++] = '.';
             int nf = 1 + (int)(next_rand() % 20);
             for (int k = 0; k < nf; k++)
@@ -346,6 +351,30 @@ static void test_lex_helpers(void)
     CHECK(ks_json_lex_number(s, s + strlen(s), &stop, &d) == NULL);
     CHECK(d == 125.0 && stop == s + 6);
     CHECK(ks_json_lex_number(s, s + 3, &stop, &d) != NULL); /* "12." */
+    /* checking only (out NULL) stops where converting does, with the same verdict */
+    static const char alphabet[] = "0123456789012345678901234567890123456789-.eE+x";
+    char tok[48];
+    for (int i = 0; i < 300000; i++) {
+        size_t n = 1 + next_rand() % 40;
+        for (size_t k = 0; k < n; k++)
+            tok[k] = alphabet[next_rand() % (sizeof(alphabet) - 1)];
+        const char *s1, *s2;
+        const char *m1 = ks_json_lex_number(tok, tok + n, &s1, &d);
+        const char *m2 = ks_json_lex_number(tok, tok + n, &s2, NULL);
+        if ((m1 == NULL) != (m2 == NULL) || s1 != s2 || (m1 && strcmp(m1, m2) != 0)) {
+            CHECK_MSG(0, "%.*s: converting and checking disagree", (int)n, tok);
+            break;
+        }
+        if (!m1) { /* and the value is strtod's */
+            char z[48];
+            memcpy(z, tok, (size_t)(s1 - tok));
+            z[s1 - tok] = '\0';
+            if (bits(d) != bits(strtod(z, NULL))) {
+                CHECK_MSG(0, "%s: %.17g", z, d);
+                break;
+            }
+        }
+    }
     int esc = 0;
     const char *t = "ab\\ncd\"rest";
     CHECK(ks_json_lex_string(t, t + strlen(t), &stop, &esc) == NULL);
