@@ -18,7 +18,7 @@ ROWS = [
     ("decode", "ks_decoder_decode"),
     ("features", "ks_features_compute"),
     ("model", "ks_model_predict"),
-    ("encode", "ks_scorer_encode"),
+    ("encode", "encode_run"),
     ("encode: numbers (ks_buf_json_double*, ks_buf_fixed3)",
      ("ks_buf_json_double", "ks_buf_json_double17", "ks_buf_fixed3")),
     ("encode: timestamps (ks_buf_iso8601_ms)", "ks_buf_iso8601_ms"),
@@ -51,7 +51,7 @@ def main():
         v = cost(incl, fn)
         stages.append({"stage": stage, "instr_per_event": round(v / n),
                        "share": round(100.0 * v / total, 1)})
-    rest = incl.get("ks_scorer_encode", 0) - sum(cost(incl, fn) for _, fn in ROWS[4:])
+    rest = incl.get("encode_run", 0) - sum(cost(incl, fn) for _, fn in ROWS[4:])
     stages.append({"stage": "encode: the rest (strings, labels, keys, buffer)",
                    "instr_per_event": round(rest / n), "share": round(100.0 * rest / total, 1)})
     scored = sum(cost(incl, fn) for _, fn in ROWS[:4])
