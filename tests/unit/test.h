@@ -11,6 +11,7 @@
 #define KS_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,16 @@ static int test_failures_ = 0, test_checks_ = 0;
 
 #define RUN(fn) do { int before_ = test_failures_; fn(); \
     fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn); } while (0)
+
+/* xorshift64: a small deterministic generator for randomized checks; each
+ * test keeps its own seeded state. */
+static inline uint64_t test_xorshift64(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
 
 static inline int test_summary(void)
 {

@@ -12,10 +12,7 @@
 static uint64_t rng = 88172645463325252ULL;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return test_xorshift64(&rng);
 }
 
 static void test_iso8601(void)
