@@ -10,6 +10,10 @@
 #include <string.h>
 
 #define MISSING_FOR_MS 3000
+#define DESCRIBE_MS    5000
+#define NOT_CAPPED                                                                            \
+    "producer batches are not capped to it (a batch the broker refuses as too large has "     \
+    "its records written again, and dead-lettered if they are refused twice)"
 
 static int unknown(const struct rd_kafka_metadata *md)
 {
@@ -53,8 +57,17 @@ static void read_limits(rd_kafka_t *rk, ks_topic_use_t *uses, size_t n, int64_t 
             res[n_res++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, uses[i].topic);
     if (!n_res)
         return;
+    /* at most DESCRIBE_MS: a cluster that answers metadata answers this at
+     * once, unless it cannot (librdkafka's mock cluster waits for a
+     * controller that never comes) */
     int left = (int)((deadline - ks_now_mono_ns()) / 1000000);
-    left = left > 1000 ? left : 1000;
+    left = left > DESCRIBE_MS ? DESCRIBE_MS : left > 1000 ? left : 1000;
+    if (rd_kafka_controllerid(rk, 1000) < 0) {
+        ks_warn("cannot read max.message.bytes of the topics kscore writes (the cluster names "
+                "no controller): %s", NOT_CAPPED);
+        rd_kafka_ConfigResource_destroy_array(res, n_res);
+        return;
+    }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_AdminOptions_set_request_timeout(opt, left, kerr, sizeof(kerr));
@@ -63,10 +76,8 @@ static void read_limits(rd_kafka_t *rk, ks_topic_use_t *uses, size_t n, int64_t 
     const rd_kafka_DescribeConfigs_result_t *result =
         ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
     if (!result || rd_kafka_event_error(ev)) {
-        ks_warn("cannot read max.message.bytes of the topics kscore writes (%s): producer "
-                "batches are not capped to it, so a batch the broker finds too large fails "
-                "each of its records once before it is written again",
-                ev ? rd_kafka_event_error_string(ev) : "no answer in time");
+        ks_warn("cannot read max.message.bytes of the topics kscore writes (%s): %s",
+                ev ? rd_kafka_event_error_string(ev) : "no answer in time", NOT_CAPPED);
     } else {
         size_t n_got;
         const rd_kafka_ConfigResource_t **got =

@@ -1563,7 +1563,9 @@ static void test_missing_topics_fail_fast(void)
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
     if (load_config(&cfg, err, sizeof(err), NULL) == 0 && ks_pipeline_new(cfg, &p, err, sizeof(err)) == 0) {
-        int rc = ks_pipeline_check_topics(p, 10000, err, sizeof(err));
+        /* (2 s: the mock answers metadata at once, never DescribeConfigs,
+         * which the check then waits for until the time is out) */
+        int rc = ks_pipeline_check_topics(p, 2000, err, sizeof(err));
         CHECK_MSG(rc == KS_EXIT_OK, "ks_pipeline_check_topics refused existing topics (%d): %s", rc,
                   err);
         ks_pipeline_free(p);
@@ -1771,6 +1773,7 @@ static void test_cooperative_revocation_drain_timeout(void)
     int missing = wait_all_outputs(n, 30000);
     CHECK_MSG(missing == 0, "%d of %d events have no output", missing, n);
     CHECK_MSG(total_outputs(n, out_b_of) > 0, "B scored nothing: it got no partitions");
+    ks_pipeline_stop(b.p); /* both at once: neither waits out the other's leaving */
     int rc_a = runner_stop(&a), rc_b = runner_stop(&b);
     CHECK_MSG(rc_a == KS_EXIT_OK && rc_b == KS_EXIT_OK, "A exited %d, B %d", rc_a, rc_b);
     read_outputs(200);
@@ -1984,6 +1987,64 @@ static void test_exactly_once_record_refused(void)
     test_end(__func__);
 }
 
+/* 4d. A worker abandoned at shutdown does not hide a failed stop. With
+ * outputs unacknowledged at the stop (the output broker answers after 8 s;
+ * shutdown.timeout_ms 500) the worker says so (p->unacknowledged) and leaves
+ * the group; the coordinator answers the commit of that final revocation
+ * only after 7 s, so the worker is still inside it when the pipeline stops
+ * waiting (shutdown.timeout_ms + 5 s) and abandons it. ks_pipeline_run must
+ * return 1 (it returned 0: the abandoned worker's status was dropped). The
+ * abandoned pipeline is never freed (its thread may still run); the test
+ * waits for that thread to give up leaving the group. Runs last: the
+ * abandoned clients live until the process exits. */
+static ks_pipeline_t *abandoned_pipeline; /* still reachable (LeakSanitizer) */
+static ks_config_t *abandoned_config;
+
+static void test_abandoned_worker_exit_code(void)
+{
+    test_begin();
+    const int n = 200;
+    feed_range(0, n);
+    runner_t a;
+    double consumed0 = metric("kscore_events_consumed_total");
+    CHECK(runner_start(&a, "A", "shutdown.timeout_ms=500", "commit.interval_ms=60000") == 0);
+    int missing = wait_all_outputs(n, 20000);
+    CHECK_MSG(missing == 0, "%d of %d events have no output", missing, n);
+    set_rtt(8000);
+    feed_range(n, n + 50);
+    CHECK(wait_metric("kscore_events_consumed_total", consumed0, n + 50, 20000));
+    /* broker 1 coordinates the group: its first commit (the shutdown's) is
+     * answered at once, the next (the final revocation's) after 7 s */
+    rd_kafka_mock_broker_push_request_error_rtts(W.mc, 1, ApiKey_OffsetCommit, 2,
+                                                 RD_KAFKA_RESP_ERR_NO_ERROR, 0,
+                                                 RD_KAFKA_RESP_ERR_NO_ERROR, 7000);
+    ks_pipeline_stop(a.p);
+    int64_t t0 = now_ms();
+    CHECK_MSG(runner_wait(&a, 30000), "ks_pipeline_run did not return within 30 s");
+    int64_t took = now_ms() - t0;
+    pthread_join(a.th, NULL);
+    CHECK_MSG(a.rc == KS_EXIT_RUNTIME, "ks_pipeline_run returned %d with outputs left "
+              "unacknowledged by a worker it then abandoned (expected %d)", a.rc,
+              KS_EXIT_RUNTIME);
+    CHECK_MSG(took >= 5000, "stopped in %lld ms: the worker was not abandoned (the scenario "
+              "did not happen)", (long long)took);
+    CHECK(log_has("were not acknowledged within shutdown.timeout_ms"));
+    if (ks_pipeline_free(a.p) == 0) {
+        CHECK_MSG(0, "the pipeline was freed: no worker was abandoned");
+        ks_config_free(a.cfg);
+    } else {
+        abandoned_pipeline = a.p;
+        abandoned_config = a.cfg;
+    }
+    /* the abandoned thread gives up leaving the group once its commit returns */
+    CHECK_MSG(wait_log("did not confirm our leaving in time", 20000),
+              "the abandoned worker did not finish within 20 s");
+    CHECK_EQ_INT(errors_left(1, ApiKey_OffsetCommit), 0);
+    set_rtt(0);
+    fprintf(stderr, "     (ks_pipeline_run returned %d after %lld ms)\n", a.rc, (long long)took);
+    test_end(__func__);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static int selected(const char *name)
@@ -2022,6 +2083,10 @@ int main(void)
     RUN_SEL(test_exactly_once_fatal_errors);
     RUN_SEL(test_exactly_once_topic_error_stops);
     RUN_SEL(test_exactly_once_record_refused);
+    /* last: leaves an abandoned worker's clients behind */
+    RUN_SEL(test_abandoned_worker_exit_code);
+    if (abandoned_pipeline) /* its clients lose the cluster below: not our failures */
+        ks_log_set_level((ks_log_level_t)(KS_LOG_ERROR + 1));
     if (mock_mc) {
         rd_kafka_topic_destroy(mock_waker_topic);
         rd_kafka_destroy(mock_waker);
