@@ -1510,55 +1510,81 @@ static void test_produce_topic_error_stops(void)
     test_end(__func__);
 }
 
-/* Missing topics: with an input, output, dead-letter, labels or evaluation
- * topic that does not exist (the mock reports it as unknown), the start-up check
- * ks_pipeline_check_topics (which `kscore run` calls before running) fails
- * within seconds with exit code 2, naming the topic and its config key. */
-static void missing_topic_scenario(const char *which, const char *set, const char *key,
-                                   const char *set2)
+typedef struct missing_topic {
+    const char *which, *set, *key, *set2;
+    ks_config_t *cfg;
+    ks_pipeline_t *p;
+    int rc;
+    int64_t took;
+    char err[1024];
+} missing_topic_t;
+
+static void *missing_topic_check(void *arg)
 {
-    char err[1024] = "";
-    const char *missing = "no-such-topic";
-    rd_kafka_mock_topic_set_error(W.mc, missing, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-    ks_config_t *cfg = NULL;
-    ks_pipeline_t *p = NULL;
-    const char *sets[] = {set, set2, NULL};
-    if (load_config(&cfg, err, sizeof(err), sets)) {
-        CHECK_MSG(0, "config: %s", err);
-        return;
-    }
-    if (ks_pipeline_new(cfg, &p, err, sizeof(err))) {
-        CHECK_MSG(strstr(err, missing) != NULL,
-                  "ks_pipeline_new failed without naming the %s topic: %s", which, err);
-        ks_config_free(cfg);
-        return;
-    }
+    missing_topic_t *m = arg;
     int64_t t0 = now_ms();
-    int rc = ks_pipeline_check_topics(p, 10000, err, sizeof(err));
-    int64_t took = now_ms() - t0;
-    CHECK_MSG(rc == KS_EXIT_USAGE, "ks_pipeline_check_topics returned %d for a missing %s topic "
-              "(expected %d, exit code 2): %s", rc, which, KS_EXIT_USAGE, err);
-    CHECK_MSG(strstr(err, missing) != NULL, "the message does not name the topic: %s", err);
-    CHECK_MSG(strstr(err, key) != NULL, "the message does not name the key %s: %s", key, err);
-    CHECK_MSG(took < 10000, "the check took %lld ms", (long long)took);
-    /* the configured topics that do exist pass the same check */
-    ks_pipeline_free(p);
-    ks_config_free(cfg);
+    m->rc = ks_pipeline_check_topics(m->p, 10000, m->err, sizeof(m->err));
+    m->took = now_ms() - t0;
+    return NULL;
 }
 
+/* Missing topics: with an input, output, dead-letter, labels or evaluation
+ * topic that does not exist (the mock reports it as unknown), the start-up
+ * check ks_pipeline_check_topics (which `kscore run` calls before running)
+ * fails within seconds with exit code 2, naming the topic and its config key.
+ * The checks run side by side (each waits MISSING_FOR_MS, kafka/topics.c,
+ * before it calls a topic missing). */
 static void test_missing_topics_fail_fast(void)
 {
     test_begin();
-    missing_topic_scenario("input", "input.topics=no-such-topic", "input.topics", NULL);
-    missing_topic_scenario("output", "output.topic=no-such-topic", "output.topic", NULL);
-    missing_topic_scenario("dead-letter", "dead_letter.topic=no-such-topic", "dead_letter.topic",
-                           NULL);
-    missing_topic_scenario("labels", "evaluation.labels_topic=no-such-topic",
-                           "evaluation.labels_topic", NULL);
+    const char *missing = "no-such-topic";
     char labels[128];
     snprintf(labels, sizeof(labels), "evaluation.labels_topic=%s", IN_TOPIC);
-    missing_topic_scenario("joined-records", labels, "evaluation.topic",
-                           "evaluation.topic=no-such-topic");
+    missing_topic_t m[] = {
+        {.which = "input", .set = "input.topics=no-such-topic", .key = "input.topics"},
+        {.which = "output", .set = "output.topic=no-such-topic", .key = "output.topic"},
+        {.which = "dead-letter", .set = "dead_letter.topic=no-such-topic",
+         .key = "dead_letter.topic"},
+        {.which = "labels", .set = "evaluation.labels_topic=no-such-topic",
+         .key = "evaluation.labels_topic"},
+        {.which = "joined-records", .set = labels, .key = "evaluation.topic",
+         .set2 = "evaluation.topic=no-such-topic"},
+    };
+    const size_t n = sizeof(m) / sizeof(m[0]);
+    pthread_t th[sizeof(m) / sizeof(m[0])];
+    rd_kafka_mock_topic_set_error(W.mc, missing, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    for (size_t i = 0; i < n; i++) {
+        const char *sets[] = {m[i].set, m[i].set2, NULL};
+        if (load_config(&m[i].cfg, m[i].err, sizeof(m[i].err), sets)) {
+            CHECK_MSG(0, "%s: config: %s", m[i].which, m[i].err);
+            continue;
+        }
+        if (ks_pipeline_new(m[i].cfg, &m[i].p, m[i].err, sizeof(m[i].err))) {
+            CHECK_MSG(strstr(m[i].err, missing) != NULL,
+                      "ks_pipeline_new failed without naming the %s topic: %s", m[i].which,
+                      m[i].err);
+            ks_config_free(m[i].cfg);
+            m[i].cfg = NULL;
+            continue;
+        }
+        pthread_create(&th[i], NULL, missing_topic_check, &m[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].p)
+            continue;
+        pthread_join(th[i], NULL);
+        CHECK_MSG(m[i].rc == KS_EXIT_USAGE, "ks_pipeline_check_topics returned %d for a missing "
+                  "%s topic (expected %d, exit code 2): %s", m[i].rc, m[i].which,
+                  KS_EXIT_USAGE, m[i].err);
+        CHECK_MSG(strstr(m[i].err, missing) != NULL, "the message does not name the topic: %s",
+                  m[i].err);
+        CHECK_MSG(strstr(m[i].err, m[i].key) != NULL, "the message does not name the key %s: %s",
+                  m[i].key, m[i].err);
+        CHECK_MSG(m[i].took < 10000, "the check took %lld ms", (long long)m[i].took);
+        ks_pipeline_free(m[i].p);
+        ks_config_free(m[i].cfg);
+    }
+    /* the configured topics that do exist pass the same check */
     char err[1024] = "";
     ks_config_t *cfg = NULL;
     ks_pipeline_t *p = NULL;
