@@ -1753,21 +1753,22 @@ static long logged_number(const char *text, const char *after)
 }
 
 /* 4c. A cooperative-sticky revocation that cannot drain in time. A's
- * producer queue holds 20 messages and its output broker answers after
- * 1,000 ms, so A always holds a scored batch waiting for room; when B joins,
+ * producer queue holds 5 messages and its output broker answers after
+ * 3,000 ms, so A always holds a scored batch waiting for room; when B joins,
  * A's drain of the partitions moving to B outlasts its bound
  * (shutdown.timeout_ms, 300 ms, bounds a revocation too) and A drops what it
  * holds of those partitions only (worker.c drop_revoked): the events in hand
  * of the partitions it keeps stay (the log says how many: some must). Once
  * the broker is fast again every event has an output (A's or B's; B repeats
- * those A wrote but could not commit), and both stop cleanly with every
- * committed offset at its end: a kept event dropped from A's hand, its
- * offset still tracked, would freeze that partition's offset (and leave A's
- * stop with an unacknowledged output: exit 1). A commits only on revocation
- * and at its stop (commit.interval_ms 60,000): an asynchronous commit sent
- * while B joins would be refused with ILLEGAL_GENERATION and make librdkafka
- * declare A's whole assignment lost, revoking all of it, not the moving
- * partitions only (see rebalance_scenario). */
+ * those A wrote but could not commit). B stops, A takes its partitions back
+ * and then stops: both exit 0 and every committed offset is at its end. A
+ * kept event dropped from A's hand, its offset still tracked, would freeze
+ * that partition's offset (and leave A's stop with an unacknowledged output:
+ * exit 1). A commits only on revocation and at its stop (commit.interval_ms
+ * 60,000): an asynchronous commit sent while B joins would be refused with
+ * ILLEGAL_GENERATION and make librdkafka declare A's whole assignment lost,
+ * revoking all of it, not the moving partitions only (see
+ * rebalance_scenario). */
 static void test_cooperative_revocation_drain_timeout(void)
 {
     test_begin();
@@ -1780,12 +1781,14 @@ static void test_cooperative_revocation_drain_timeout(void)
     feed_range(0, n);
     rd_kafka_destroy(W.feeder);
     W.feeder = feeder;
-    set_rtt(1000);
+    set_rtt(3000);
     const char *coop = "kafka.consumer.partition.assignment.strategy=cooperative-sticky";
     double pauses0 = metric("kscore_backpressure_pauses_total");
     runner_t a, b;
+    /* (batches of 100, gathered for up to 1 s: events of every partition) */
     CHECK(runner_start(&a, "A", coop, "shutdown.timeout_ms=300", "commit.interval_ms=60000",
-                       "kafka.producer.queue.buffering.max.messages=20") == 0);
+                       "kafka.producer.queue.buffering.max.messages=5",
+                       "batch.max_wait_ms=1000") == 0);
     CHECK_MSG(wait_metric("kscore_backpressure_pauses_total", pauses0, 1, 20000),
               "A never waited for room in its producer queue");
     CHECK(runner_start(&b, "B", coop, "model.path=model-b.json") == 0);
@@ -1799,8 +1802,13 @@ static void test_cooperative_revocation_drain_timeout(void)
     int missing = wait_all_outputs(n, 30000);
     CHECK_MSG(missing == 0, "%d of %d events have no output", missing, n);
     CHECK_MSG(total_outputs(n, out_b_of) > 0, "B scored nothing: it got no partitions");
-    ks_pipeline_stop(b.p); /* both at once: neither waits out the other's leaving */
-    int rc_a = runner_stop(&a), rc_b = runner_stop(&b);
+    int rc_b = runner_stop(&b);
+    /* A stops once it has B's partitions (its final commit is then not
+     * refused by a rebalance: it has only 300 ms to rejoin) */
+    double rebalances = metric("kscore_rebalances_total");
+    CHECK_MSG(wait_metric("kscore_rebalances_total", rebalances, 1, 15000),
+              "A was not assigned B's partitions within 15 s of B leaving");
+    int rc_a = runner_stop(&a);
     CHECK_MSG(rc_a == KS_EXIT_OK && rc_b == KS_EXIT_OK, "A exited %d, B %d", rc_a, rc_b);
     read_outputs(200);
     check_committed_at_end("cooperative drain timeout");
