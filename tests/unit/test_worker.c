@@ -1481,6 +1481,31 @@ static void test_produce_refused_twice_dead_lettered(void)
     test_end(__func__);
 }
 
+/* delivery: exactly_once (see "exactly-once on the mock cluster" below) */
+#define EOS "delivery=exactly_once", "transaction.instance_id=test"
+
+/* Feeds n events, injects `err` for the next `api` request that broker
+ * `broker` serves, runs pipeline A (with delivery: exactly_once when `eos`)
+ * and waits (bounded) for it to stop by itself. Returns its exit code, or -1
+ * if it did not stop (it is stopped then). */
+static int run_into_error(const char *what, int n, int32_t broker, int16_t api,
+                          rd_kafka_resp_err_t err, int eos)
+{
+    feed_range(0, n);
+    push_errors(broker, api, 1, &err);
+    runner_t a;
+    const char *const plain[] = {"A", NULL}, *const txn[] = {"A", EOS, NULL};
+    if (runner_start_v(&a, eos ? txn : plain)) {
+        CHECK_MSG(0, "%s: pipeline A did not start", what);
+        return -1;
+    }
+    int stopped = runner_wait(&a, 20000);
+    CHECK_MSG(stopped, "%s: the pipeline did not stop by itself within 20 s", what);
+    CHECK_MSG(errors_left(broker, api) == 0, "%s: the injected error was never hit", what);
+    int rc = runner_stop(&a);
+    return stopped ? rc : -1;
+}
+
 /* Errors about a whole topic stop the pipeline: the output broker answers
  * a produce request with TOPIC_AUTHORIZATION_FAILED. kscore stops by itself
  * with exit code 1 (KS_EXIT_RUNTIME), and no committed offset covers an
@@ -1490,15 +1515,8 @@ static void test_produce_topic_error_stops(void)
 {
     test_begin();
     const int n = 400;
-    const rd_kafka_resp_err_t errs[] = {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
-    feed_range(0, n);
-    push_errors(2, ApiKey_Produce, 1, errs);
-    runner_t a;
-    CHECK(runner_start(&a, "A") == 0);
-    CHECK_MSG(runner_wait(&a, 20000), "the pipeline did not stop by itself within 20 s of "
-              "TOPIC_AUTHORIZATION_FAILED");
-    CHECK_EQ_INT(errors_left(2, ApiKey_Produce), 0);
-    int rc = runner_stop(&a);
+    int rc = run_into_error("TOPIC_AUTHORIZATION_FAILED", n, 2, ApiKey_Produce,
+                            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0);
     CHECK_MSG(rc == KS_EXIT_RUNTIME, "A exited %d after TOPIC_AUTHORIZATION_FAILED, expected %d",
               rc, KS_EXIT_RUNTIME);
     read_outputs(500);
@@ -1854,7 +1872,6 @@ static void test_final_commit_after_rejoin(void)
  * at least one output. transaction.instance_id=test makes worker 0's
  * transactional.id kscore-g-<n>-test-0, whose coordinator is broker 1.
  */
-#define EOS "delivery=exactly_once", "transaction.instance_id=test"
 
 typedef struct txn_counts {
     double commits, aborts, consumed;
@@ -1919,19 +1936,8 @@ static void test_exactly_once_abortable_errors(void)
  * error hits the first one). */
 static void txn_fatal_scenario(const char *what, int16_t api, rd_kafka_resp_err_t err)
 {
-    const int n = 200;
-    feed_range(0, n);
-    push_errors(1, api, 1, &err);
     txn_counts_t c0 = txn_counts();
-    runner_t a;
-    if (runner_start(&a, "A", EOS)) {
-        CHECK_MSG(0, "%s: pipeline A did not start", what);
-        return;
-    }
-    CHECK_MSG(runner_wait(&a, 20000), "%s: the pipeline did not stop by itself within 20 s",
-              what);
-    CHECK_MSG(errors_left(1, api) == 0, "%s: the injected error was never hit", what);
-    int rc = runner_stop(&a);
+    int rc = run_into_error(what, 200, 1, api, err, 1);
     txn_counts_t c1 = txn_counts();
     CHECK_MSG(rc == KS_EXIT_RUNTIME, "%s: A exited %d, expected %d", what, rc, KS_EXIT_RUNTIME);
     CHECK_MSG(c1.commits == c0.commits, "%s: %.0f transactions committed after the fatal error",
@@ -1955,17 +1961,9 @@ static void test_exactly_once_fatal_errors(void)
 static void test_exactly_once_topic_error_stops(void)
 {
     test_begin();
-    const int n = 200;
-    const rd_kafka_resp_err_t errs[] = {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
-    feed_range(0, n);
-    push_errors(2, ApiKey_Produce, 1, errs);
     txn_counts_t c0 = txn_counts();
-    runner_t a;
-    CHECK(runner_start(&a, "A", EOS) == 0);
-    CHECK_MSG(runner_wait(&a, 20000), "the pipeline did not stop by itself within 20 s of "
-              "TOPIC_AUTHORIZATION_FAILED");
-    CHECK_EQ_INT(errors_left(2, ApiKey_Produce), 0);
-    int rc = runner_stop(&a);
+    int rc = run_into_error("TOPIC_AUTHORIZATION_FAILED", 200, 2, ApiKey_Produce,
+                            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 1);
     txn_counts_t c1 = txn_counts();
     CHECK_MSG(rc == KS_EXIT_RUNTIME, "A exited %d, expected %d", rc, KS_EXIT_RUNTIME);
     CHECK_MSG(c1.commits == c0.commits, "%.0f transactions committed", c1.commits - c0.commits);
