@@ -532,8 +532,11 @@ static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
      * once a record failed: the transaction can then only abort, and
      * librdkafka sends none of its queued records). */
     while (rd_kafka_outq_len(w->producer) > 0 && !w->txn_failed &&
-           !atomic_load(&w->p->fatal) && ks_now_mono_ns() < deadline_ns)
-        serve_producer(w, 10);
+           !atomic_load(&w->p->fatal) && ks_now_mono_ns() < deadline_ns) {
+        w->serve_now_ms = ks_now_wall_ms(); /* (flush serves the delivery reports) */
+        w->serve_now_ns = ks_now_mono_ns();
+        rd_kafka_flush(w->producer, 10);    /* sends at once, linger.ms or not */
+    }
     /* Commit only when the offsets cover every record written in the
      * transaction: after a fatal error (a record that could not be written
      * holds its partition's offset behind records already written), after a
