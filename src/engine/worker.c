@@ -1236,7 +1236,10 @@ static void *worker_main(void *arg)
     /* leaving the group: the final revocation finds nothing left to drain */
     w->close_abandoned = ks_kafka_consumer_close(w->consumer, on_rebalance, &w->kctx,
                                                  w->deadline_ns + 2000000000LL, w->kctx.name);
-    ks_info("%s: stopped", w->kctx.name);
+    if (atomic_load(&w->p->abandoned)) /* ks_worker_join gave up on it */
+        ks_warn("%s: stopped, after the pipeline stopped waiting for it", w->kctx.name);
+    else
+        ks_info("%s: stopped", w->kctx.name);
     return NULL;
 }
 

@@ -2027,7 +2027,7 @@ static void test_exactly_once_record_refused(void)
  * waiting (shutdown.timeout_ms + 5 s) and abandons it. ks_pipeline_run must
  * return 1 (it returned 0: the abandoned worker's status was dropped). The
  * abandoned pipeline is never freed (its thread may still run); the test
- * waits for that thread to give up leaving the group. Runs last: the
+ * waits for that thread to end. Runs last: the
  * abandoned clients live until the process exits. */
 static ks_pipeline_t *abandoned_pipeline; /* still reachable (LeakSanitizer) */
 static ks_config_t *abandoned_config;
@@ -2068,8 +2068,8 @@ static void test_abandoned_worker_exit_code(void)
         abandoned_pipeline = a.p;
         abandoned_config = a.cfg;
     }
-    /* the abandoned thread gives up leaving the group once its commit returns */
-    CHECK_MSG(wait_log("did not confirm our leaving in time", 20000),
+    /* the abandoned thread ends once its commit returns */
+    CHECK_MSG(wait_log("after the pipeline stopped waiting for it", 20000),
               "the abandoned worker did not finish within 20 s");
     CHECK_EQ_INT(errors_left(1, ApiKey_OffsetCommit), 0);
     set_rtt(0);
