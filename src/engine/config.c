@@ -302,10 +302,16 @@ static int add_kafka_props(struct ks_config *cfg, ks_node_t *map, int scope, cha
         const char *v;
         if ((rc = ks_node_string(n, &v, errbuf, errsize)))
             return rc;
-        /* Check the property with librdkafka itself so typos fail at start-up. */
+        /* Check the property with librdkafka itself so typos fail at start-up;
+         * read it back as librdkafka stores it (a boolean as "true"/"false",
+         * however it was spelled: true, True, t, 1, ...). */
         rd_kafka_conf_t *probe = rd_kafka_conf_new();
-        char kerr[256];
+        char kerr[256], as_read[64] = "";
+        size_t as_read_len = sizeof(as_read);
         rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, n->key, v, kerr, sizeof(kerr));
+        if (res == RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_get(probe, n->key, as_read, &as_read_len) != RD_KAFKA_CONF_OK)
+            as_read[0] = '\0';
         rd_kafka_conf_destroy(probe);
         if (res != RD_KAFKA_CONF_OK)
             return ks_node_err(n, errbuf, errsize, "invalid librdkafka property: %s", kerr);
@@ -326,7 +332,7 @@ static int add_kafka_props(struct ks_config *cfg, ks_node_t *map, int scope, cha
                                "output is acknowledged, and with acks=%s an acknowledged record "
                                "can still be lost when a broker fails", v);
         if (scope != KS_KAFKA_CONSUMER && strcmp(n->key, "enable.idempotence") == 0 &&
-            strcmp(v, "true") != 0)
+            strcmp(as_read, "false") == 0)
             return ks_node_err(n, errbuf, errsize,
                                "must stay true: without the idempotent producer, retries "
                                "write duplicates and reorder outputs");

@@ -345,30 +345,39 @@ void ks_pipeline_describe(const ks_pipeline_t *p, FILE *out)
             p->cfg->input_topics.n, p->cfg->output_topic, p->cfg->dlq_topic);
 }
 
+/* One topic for ks_pipeline_check_topics: `written` when the workers'
+ * producers write it (its max.message.bytes caps their batches). */
+static void use_topic(ks_topic_use_t *uses, size_t *n, const char *topic, const char *role,
+                      int written)
+{
+    uses[(*n)++] = (ks_topic_use_t){.topic = topic, .role = role, .written = written};
+}
+
 int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, size_t errsize)
 {
     const struct ks_config *cfg = p->cfg;
     ks_topic_use_t uses[64];
     size_t n = 0;
     for (size_t i = 0; i < cfg->input_topics.n && n < KS_ARRAY_LEN(uses) - 8; i++)
-        uses[n++] = (ks_topic_use_t){cfg->input_topics.items[i], "input.topics"};
-    uses[n++] = (ks_topic_use_t){cfg->output_topic, "output.topic"};
+        use_topic(uses, &n, cfg->input_topics.items[i], "input.topics", 0);
+    /* written by the workers' producers: their batches must fit each */
+    use_topic(uses, &n, cfg->output_topic, "output.topic", 1);
     if (strcmp(cfg->mode, "passthrough") != 0) {
-        uses[n++] = (ks_topic_use_t){cfg->dlq_topic, "dead_letter.topic"};
+        use_topic(uses, &n, cfg->dlq_topic, "dead_letter.topic", 1);
         if (cfg->feature_log_topic && cfg->feature_log_sample_rate > 0)
-            uses[n++] = (ks_topic_use_t){cfg->feature_log_topic, "feature_log.topic"};
+            use_topic(uses, &n, cfg->feature_log_topic, "feature_log.topic", 1);
         if (cfg->deployments_topic) {
-            uses[n++] = (ks_topic_use_t){cfg->deployments_topic, "model.deployments_topic"};
+            use_topic(uses, &n, cfg->deployments_topic, "model.deployments_topic", 0);
             if (cfg->deployments_status_topic)
-                uses[n++] = (ks_topic_use_t){cfg->deployments_status_topic,
-                                             "model.deployments_status_topic"};
+                use_topic(uses, &n, cfg->deployments_status_topic,
+                          "model.deployments_status_topic", 0);
             if (cfg->shadow_topic)
-                uses[n++] = (ks_topic_use_t){cfg->shadow_topic, "shadow.topic"};
+                use_topic(uses, &n, cfg->shadow_topic, "shadow.topic", 1);
         }
         if (cfg->eval_labels_topic) {
-            uses[n++] = (ks_topic_use_t){cfg->eval_labels_topic, "evaluation.labels_topic"};
+            use_topic(uses, &n, cfg->eval_labels_topic, "evaluation.labels_topic", 0);
             if (cfg->eval_topic)
-                uses[n++] = (ks_topic_use_t){cfg->eval_topic, "evaluation.topic"};
+                use_topic(uses, &n, cfg->eval_topic, "evaluation.topic", 0);
         }
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -387,9 +396,22 @@ int ks_pipeline_check_topics(ks_pipeline_t *p, int timeout_ms, char *errbuf, siz
         rc = ks_kafka_txn_probe(probe, txn_id, timeout_ms, errbuf, errsize);
         probe = NULL;
     }
-    if (rc == KS_OK) /* on success errbuf says what was checked */
-        snprintf(errbuf, errsize, "topics: all %zu exist on the cluster%s", n,
+    p->produce_max_bytes = 0;
+    for (size_t i = 0; rc == KS_OK && i < n; i++)
+        if (uses[i].max_bytes > 0 &&
+            (!p->produce_max_bytes || uses[i].max_bytes < p->produce_max_bytes)) {
+            p->produce_max_bytes = uses[i].max_bytes;
+            p->produce_max_topic = uses[i].topic;
+        }
+    if (rc == KS_OK) { /* on success errbuf says what was checked */
+        char limit[256] = "";
+        if (p->produce_max_bytes)
+            snprintf(limit, sizeof(limit),
+                     "\nmax.message.bytes: %lld at most (%s); producer batches fit it",
+                     (long long)p->produce_max_bytes, p->produce_max_topic);
+        snprintf(errbuf, errsize, "topics: all %zu exist on the cluster%s%s", n, limit,
                  eos ? "\ntransactions: supported (a transactional producer initialised)" : "");
+    }
     if (probe)
         rd_kafka_conf_destroy(probe);
     if (rc == KS_EKAFKA)
@@ -495,7 +517,9 @@ int ks_pipeline_run(ks_pipeline_t *p)
             rc = wrc;
     }
     ks_deployments_stop(p);
-    if (atomic_load(&p->fatal))
+    /* a worker abandoned at shutdown returns 0 from its join: the outputs it
+     * left unacknowledged still make the run a failure */
+    if (atomic_load(&p->fatal) || atomic_load(&p->unacknowledged))
         rc = KS_EXIT_RUNTIME;
     ks_log_flush_repeats(1);
     ks_info("pipeline stopped (exit %d)", rc);

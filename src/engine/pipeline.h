@@ -105,11 +105,16 @@ struct ks_pipeline {
     atomic_int stop;           /* ks_pipeline_stop (async-signal-safe) */
     atomic_int fatal;          /* a worker hit an unrecoverable error */
     atomic_int abandoned;      /* a worker was left stuck at shutdown: never free */
-    atomic_int unacknowledged; /* a worker stopped with outputs not acknowledged */
+    atomic_int unacknowledged; /* a worker stopped with outputs not acknowledged:
+                                  exit status 1 (even if it is abandoned later) */
     atomic_int holding;        /* workers holding a batch a stage held (stage.h) */
     _Atomic(const char *) hold_reason; /* the latest hold's reason (lives with cfg) */
     atomic_int restoring;      /* partitions whose stage state is being restored
                                   (engine/stages/windows.c): not ready meanwhile */
+    int64_t produce_max_bytes; /* the smallest max.message.bytes of the topics the
+                                  workers write (ks_pipeline_check_topics; 0 =
+                                  unknown): caps the producers' batch.size */
+    const char *produce_max_topic; /* that topic (lives with cfg) */
     struct ks_worker **workers;
     size_t n_workers;
     ks_kafka_observer_t kafka_obs; /* librdkafka statistics and assignments (obs/) */
@@ -177,7 +182,10 @@ int ks_worker_new(struct ks_pipeline *p, int id, struct ks_worker **out, char *e
                   size_t errsize);
 int ks_worker_start(struct ks_worker *w, char *errbuf, size_t errsize);
 /* Joins the worker thread, waiting until deadline_ms (CLOCK_REALTIME epoch
- * ms), and frees it; returns its exit status (KS_EXIT_*). */
+ * ms), and frees it; returns its exit status (KS_EXIT_*). A worker still
+ * running at the deadline is abandoned (p->abandoned; not freed): status 0
+ * if it had made its final commit (only leaving the group was left; outputs
+ * it left unacknowledged are in p->unacknowledged), else 1. */
 int ks_worker_join(struct ks_worker *w, int64_t deadline_ms);
 
 #endif

@@ -32,7 +32,7 @@
  *                ks_offsets_hold so nothing it covers is committed first
  *   thread_free, free   the reverse
  * Every callback but `name` and `run` is optional (NULL). The runner times
- * each stage (kscore_stage_seconds{stage="<name>"}).
+ * each stage (kscore_stage_duration_seconds{stage="<name>"}).
  *
  * Holding a batch (backpressure from a stage). A stage that cannot serve the
  * batch now, and must not serve it degraded (a lookup with `required: true`

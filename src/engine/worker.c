@@ -24,12 +24,24 @@
  * aborts it; the worker then drops what it holds, rewinds the consumer to
  * the committed offsets and processes those events again, so nothing of an
  * aborted transaction is ever visible to read_committed readers. A record
- * the broker refuses fails the transaction: the worker remembers its source
- * position and, when the event comes again, dead-letters it directly.
+ * that fails (in a delivery report) fails the transaction: the worker stops
+ * writing into it and aborts it at once. For a record the broker refused,
+ * it remembers the event's source position and counts the refusals: the
+ * first time the event comes again its records are written as usual, the
+ * second time its output goes to the dead letters (and a dead letter refused
+ * twice is written truncated).
  *
  * A record the producer or the broker refuses for itself (too large,
  * invalid: kafka/produce.h) fails that event only: an output goes to the
- * dead-letter topic instead, a dead letter is written again truncated.
+ * dead-letter topic instead, a dead letter is written again truncated. The
+ * broker answers a produce request (one partition's batch) with one error
+ * for all its records, so a record refused in a delivery report is first
+ * written again as it was: the records that were fine go through then (a
+ * corrupted transfer, a batch refused for another record's sake), and only
+ * a record refused twice is failed. Batches never exceed the smallest
+ * max.message.bytes of the topics written (batch.size is capped to it at
+ * start-up, engine/pipeline.c), so a batch is not refused as too large for
+ * the size of the records around an oversized one.
  * Errors about a whole topic or the cluster stop the pipeline (exit 1)
  * without committing what was not acknowledged.
  *
@@ -79,10 +91,18 @@ enum { SINK_OUTPUT, SINK_DEAD_LETTER, SINK_FEATURE_LOG, SINK_PASSTHROUGH, SINK_S
 _Static_assert(BATCH_HELD != KS_SINK_QUEUE_FULL && BATCH_HELD != KS_EKAFKA,
                "process_batch's return codes must differ");
 
-/* A record the broker refused in a delivery report, to write again (as a
- * dead letter, or truncated) outside the callback. */
+/* A record the broker refused in a delivery report, to write again outside
+ * the callback: as it was (the first refusal), or, refused again, an output
+ * as a dead letter and a dead letter truncated. */
+typedef enum {
+    REDO_AGAIN,                /* the same record to the same topic */
+    REDO_DEAD_LETTER,          /* an output record to the dead-letter topic */
+    REDO_TRUNCATE,             /* a dead letter, cut one step further */
+} redo_kind_t;
+
 typedef struct redo {
-    int truncate;              /* 1: a dead letter to cut; 0: an output to dead-letter */
+    redo_kind_t kind;
+    int to_dlq;                /* the record was refused by the dead-letter topic */
     char *key, *val;
     size_t key_len, val_len;
     rd_kafka_headers_t *hdrs;
@@ -91,13 +111,15 @@ typedef struct redo {
 } redo_t;
 
 /* Exactly-once: an event whose record the broker refused (the transaction
- * that held it aborted); when it comes again it goes to the dead letters
- * (level 1), or truncated (2: its dead letter was refused too). */
+ * that held it aborted), with the refusals of its output record and of its
+ * dead letter: when it comes again, an output refused once is written again,
+ * twice it goes to the dead letters; a dead letter refused twice is written
+ * truncated (write_row). */
 typedef struct poison {
     char *topic;
     int32_t partition;
     int64_t offset;
-    int level;
+    int out_refused, dl_refused;
 } poison_t;
 
 typedef struct ks_worker {
@@ -128,6 +150,8 @@ typedef struct ks_worker {
     size_t n_stash, stash_cap;
     redo_t *redo;               /* refused records to write again */
     size_t n_redo, redo_cap;
+    uint64_t *retried;          /* tokens whose record is written again (REDO_AGAIN) */
+    size_t n_retried, retried_cap;
 
     int close_abandoned;        /* leaving the group timed out: destroy without closing */
     int64_t serve_now_ms;       /* wall clock when delivery reports are being served */
@@ -153,6 +177,11 @@ typedef struct ks_worker {
     int64_t deadline_ns;        /* shutdown: the one absolute deadline; 0 before */
     int eos;                    /* delivery: exactly_once */
     int txn_open;
+    int txn_failed;             /* a record of the open transaction failed: abort it */
+    rd_kafka_resp_err_t commit_err; /* the last synchronous commit's result */
+    unsigned assigns;           /* assignments received (rebalances) */
+    atomic_int final_commit_done; /* the shutdown commit is done: only leaving the
+                                     group is left (ks_worker_join reads it) */
     poison_t *poison;
     size_t n_poison, poison_cap;
     int rc;                     /* exit status */
@@ -191,14 +220,15 @@ static char *copy_bytes(const void *p, size_t len)
     return c;
 }
 
-static void queue_redo(ks_worker_t *w, const rd_kafka_message_t *m, int truncate)
+static void queue_redo(ks_worker_t *w, const rd_kafka_message_t *m, redo_kind_t kind)
 {
     if (w->n_redo == w->redo_cap) {
         w->redo_cap = w->redo_cap ? w->redo_cap * 2 : 8;
         w->redo = ks_xrealloc(w->redo, w->redo_cap * sizeof(*w->redo));
     }
     redo_t *r = &w->redo[w->n_redo++];
-    r->truncate = truncate;
+    r->kind = kind;
+    r->to_dlq = m->rkt == w->dlq_rkt;
     r->key = copy_bytes(m->key, m->key_len);
     r->key_len = m->key_len;
     r->val = copy_bytes(m->payload, m->len);
@@ -206,6 +236,41 @@ static void queue_redo(ks_worker_t *w, const rd_kafka_message_t *m, int truncate
     r->hdrs = ks_kafka_headers_copy(m, 8);
     r->err = m->err;
     r->token = (uint64_t)(uintptr_t)m->_private;
+}
+
+static void redo_free(redo_t *r)
+{
+    free(r->key);
+    free(r->val);
+    if (r->hdrs)
+        rd_kafka_headers_destroy(r->hdrs);
+}
+
+static void drop_redo(ks_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_redo; i++)
+        redo_free(&w->redo[i]);
+    w->n_redo = 0;
+}
+
+/* Takes `token` out of the tokens written again; 1 if it was there. */
+static int retried_take(ks_worker_t *w, uint64_t token)
+{
+    for (size_t i = 0; i < w->n_retried; i++)
+        if (w->retried[i] == token) {
+            w->retried[i] = w->retried[--w->n_retried];
+            return 1;
+        }
+    return 0;
+}
+
+static void retried_add(ks_worker_t *w, uint64_t token)
+{
+    if (w->n_retried == w->retried_cap) {
+        w->retried_cap = w->retried_cap ? w->retried_cap * 2 : 8;
+        w->retried = ks_xrealloc(w->retried, w->retried_cap * sizeof(*w->retried));
+    }
+    w->retried[w->n_retried++] = token;
 }
 
 static poison_t *find_poison(ks_worker_t *w, const char *topic, int32_t partition,
@@ -218,7 +283,8 @@ static poison_t *find_poison(ks_worker_t *w, const char *topic, int32_t partitio
     return NULL;
 }
 
-static void remember_poison(ks_worker_t *w, uint64_t token, int level)
+/* Exactly-once: counts a refusal of the event's output (or dead letter). */
+static void remember_poison(ks_worker_t *w, uint64_t token, int dead_letter)
 {
     const char *topic;
     int32_t partition;
@@ -226,16 +292,18 @@ static void remember_poison(ks_worker_t *w, uint64_t token, int level)
     if (!ks_offsets_source(w->offsets, token, &topic, &partition, &offset))
         return;
     poison_t *p = find_poison(w, topic, partition, offset);
-    if (p) {
-        if (level > p->level)
-            p->level = level;
-        return;
+    if (!p) {
+        if (w->n_poison == w->poison_cap) {
+            w->poison_cap = w->poison_cap ? w->poison_cap * 2 : 8;
+            w->poison = ks_xrealloc(w->poison, w->poison_cap * sizeof(*w->poison));
+        }
+        p = &w->poison[w->n_poison++];
+        *p = (poison_t){ks_xstrdup(topic), partition, offset, 0, 0};
     }
-    if (w->n_poison == w->poison_cap) {
-        w->poison_cap = w->poison_cap ? w->poison_cap * 2 : 8;
-        w->poison = ks_xrealloc(w->poison, w->poison_cap * sizeof(*w->poison));
-    }
-    w->poison[w->n_poison++] = (poison_t){ks_xstrdup(topic), partition, offset, level};
+    if (dead_letter)
+        p->dl_refused++;
+    else
+        p->out_refused++;
 }
 
 static void deliver_failed(ks_worker_t *w, const rd_kafka_message_t *m);
@@ -254,6 +322,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         int64_t input_ts;
         int held = ks_payloads_release(w->payloads, m, &produce_ns);
+        if (w->n_retried)
+            retried_take(w, (uint64_t)(uintptr_t)m->_private);
         if (ks_offsets_ack(w->offsets, (uint64_t)(uintptr_t)m->_private, &input_ts)) {
             if (m->rkt == w->out_rkt)
                 ks_counter_add(em->predicted, 1);
@@ -277,30 +347,47 @@ static void deliver_failed(ks_worker_t *w, const rd_kafka_message_t *m)
 {
     /* The idempotent producer retries transient errors itself until
      * message.timeout.ms; what reaches us is permanent. For this record only
-     * (too large, invalid): dead-letter the output, cut the dead letter. */
+     * (too large, invalid): write it again once (the whole request was
+     * refused, maybe for another record's sake), then dead-letter the
+     * output, cut the dead letter. */
+    uint64_t token = (uint64_t)(uintptr_t)m->_private;
+    int ours = m->rkt == w->out_rkt || m->rkt == w->dlq_rkt;
     if (w->eos) {
-        /* A failed record fails its transaction, which then aborts and
-         * processes the event again: nothing to stop for here (fatal
-         * producer errors arrive through the error callback). Records purged
-         * by an abort are expected. */
+        /* A failed record fails its transaction, which the worker aborts
+         * at once, processing the events again; fatal producer errors
+         * arrive through the error callback. Records purged by an abort
+         * are expected. */
         if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
             return;
-        if (ks_kafka_err_is_record_level(m->err))
-            remember_poison(w, (uint64_t)(uintptr_t)m->_private, m->rkt == w->dlq_rkt ? 2 : 1);
-        ks_warn("%s: a record for %s failed: %s; the transaction will abort%s", w->kctx.name,
-                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-                ks_kafka_err_is_record_level(m->err)
-                    ? " and the event goes to the dead-letter topic when it comes again"
-                    : " and its events are processed again");
+        int first = !w->txn_failed; /* one warning per transaction */
+        w->txn_failed = 1;
+        if (ks_kafka_err_is_topic_level(m->err)) {
+            ks_error("%s: a record for %s failed: %s; stopping (the open transaction is "
+                     "aborted)", w->kctx.name, rd_kafka_topic_name(m->rkt),
+                     rd_kafka_err2str(m->err));
+            fail(w);
+            return;
+        }
+        int record = ks_kafka_err_is_record_level(m->err) && ours;
+        if (record)
+            remember_poison(w, token, m->rkt == w->dlq_rkt);
+        ks_log(first ? KS_LOG_WARN : KS_LOG_DEBUG,
+               "%s: a record for %s failed: %s; the transaction aborts and its events are "
+               "processed again%s", w->kctx.name, rd_kafka_topic_name(m->rkt),
+               rd_kafka_err2str(m->err),
+               record ? " (an event whose record is refused twice goes to the dead-letter "
+                        "topic)" : "");
         return;
     }
-    if (ks_kafka_err_is_record_level(m->err) && !w->passthrough &&
-        (m->rkt == w->out_rkt || m->rkt == w->dlq_rkt)) {
+    if (ks_kafka_err_is_record_level(m->err) && !w->passthrough && ours) {
+        int dlq = m->rkt == w->dlq_rkt;
+        int again = !retried_take(w, token) && !(dlq && ks_kafka_dead_letter_is_truncated(m));
         ks_warn("%s: the broker refused a record for %s: %s; %s", w->kctx.name,
                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-                m->rkt == w->out_rkt ? "its event goes to the dead-letter topic"
-                                     : "writing the dead letter truncated");
-        queue_redo(w, m, m->rkt == w->dlq_rkt);
+                again ? "writing it again (the broker refuses a whole batch for one record)"
+                : dlq ? "writing the dead letter truncated"
+                      : "its event goes to the dead-letter topic");
+        queue_redo(w, m, again ? REDO_AGAIN : dlq ? REDO_TRUNCATE : REDO_DEAD_LETTER);
         return;
     }
     /* Otherwise its offset stays unacknowledged, so it is never committed:
@@ -310,49 +397,72 @@ static void deliver_failed(ks_worker_t *w, const rd_kafka_message_t *m)
     fail(w);
 }
 
+/* Writes one refused record again (see redo_kind_t). */
+static rd_kafka_resp_err_t write_redo(ks_worker_t *w, const redo_t *r)
+{
+    if (r->kind == REDO_AGAIN)
+        return ks_kafka_produce(w->producer, r->to_dlq ? w->dlq_rkt : w->out_rkt,
+                                RD_KAFKA_PARTITION_UA, r->key, r->key_len, r->val, r->val_len,
+                                rd_kafka_headers_copy(r->hdrs), r->token);
+    if (r->kind == REDO_TRUNCATE)
+        return ks_kafka_dead_letter_truncate(w->producer, w->dlq_rkt, r->key, r->key_len,
+                                             r->val, r->val_len, rd_kafka_headers_copy(r->hdrs),
+                                             r->token);
+    ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY), NULL, "output", NULL, -1, -1,
+                            0};
+    char msg[256];
+    snprintf(msg, sizeof(msg), "the broker refused the output record (%zu bytes) twice: %s",
+             r->val_len, rd_kafka_err2str(r->err));
+    why.message = msg;
+    ks_offsets_source(w->offsets, r->token, &why.topic, &why.partition, &why.offset);
+    rd_kafka_resp_err_t err = ks_kafka_produce_dead_letter(
+        w->producer, w->dlq_rkt, r->key, r->key_len, r->val, r->val_len, r->hdrs, &why, r->token);
+    if (!err)
+        ks_counter_add(w->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY], 1);
+    return err;
+}
+
 /* Writes the refused records again. Returns KS_OK, KS_SINK_QUEUE_FULL (call
  * again later) or KS_EKAFKA. */
 static int process_redo(ks_worker_t *w)
 {
     while (w->n_redo) {
         redo_t *r = &w->redo[0];
-        rd_kafka_resp_err_t err;
-        if (r->truncate) {
-            rd_kafka_headers_t *h = rd_kafka_headers_copy(r->hdrs);
-            err = ks_kafka_dead_letter_truncate(w->producer, w->dlq_rkt, r->key, r->key_len,
-                                                r->val, r->val_len, h, r->token);
-        } else {
-            ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY), NULL, "output", NULL,
-                                    -1, -1, 0};
-            char msg[256];
-            snprintf(msg, sizeof(msg), "the broker refused the output record (%zu bytes): %s",
-                     r->val_len, rd_kafka_err2str(r->err));
-            why.message = msg;
-            ks_offsets_source(w->offsets, r->token, &why.topic, &why.partition, &why.offset);
-            err = ks_kafka_produce_dead_letter(w->producer, w->dlq_rkt, r->key, r->key_len,
-                                               r->val, r->val_len, r->hdrs, &why, r->token);
-            if (!err)
-                ks_counter_add(w->p->metrics.dead_lettered[KS_ERRCLASS_DELIVERY], 1);
-        }
+        rd_kafka_resp_err_t err = write_redo(w, r);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return KS_SINK_QUEUE_FULL;
+        if (err && r->kind == REDO_AGAIN && ks_kafka_err_is_record_level(err)) {
+            r->kind = r->to_dlq ? REDO_TRUNCATE : REDO_DEAD_LETTER; /* refused as it is */
+            r->err = err;
+            continue;
+        }
         if (err) {
             ks_error("%s: cannot write a refused record to %s: %s; stopping without "
-                     "committing it", w->kctx.name, rd_kafka_topic_name(w->dlq_rkt),
+                     "committing it", w->kctx.name,
+                     rd_kafka_topic_name(r->kind == REDO_AGAIN && !r->to_dlq ? w->out_rkt
+                                                                             : w->dlq_rkt),
                      rd_kafka_err2str(err));
             fail(w);
             return KS_EKAFKA;
         }
-        free(r->key);
-        free(r->val);
-        if (r->hdrs)
-            rd_kafka_headers_destroy(r->hdrs);
+        if (r->kind == REDO_AGAIN)
+            retried_add(w, r->token);
+        redo_free(r);
         memmove(w->redo, w->redo + 1, --w->n_redo * sizeof(*w->redo));
     }
     return KS_OK;
 }
 
 /* ---- commits ---------------------------------------------------------- */
+
+static int in_list(const rd_kafka_topic_partition_list_t *parts, const char *topic,
+                   int32_t partition)
+{
+    for (int i = 0; parts && i < parts->cnt; i++)
+        if (parts->elems[i].partition == partition && strcmp(parts->elems[i].topic, topic) == 0)
+            return 1;
+    return 0;
+}
 
 static void discard_in_hand(ks_worker_t *w);
 static void txn_abort(ks_worker_t *w, const rd_kafka_topic_partition_list_t *lost,
@@ -405,6 +515,7 @@ static void rewind_consumer(ks_worker_t *w, const rd_kafka_topic_partition_list_
         ks_stage_runner_revoke(w->runner, w->assignment);
         ks_stage_runner_assign(w->runner, w->assignment);
     }
+    w->txn_failed = 0;
     ks_counter_add(w->p->metrics.txn_aborts, 1);
 }
 
@@ -417,16 +528,25 @@ static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
         return;
     /* the offsets to commit are the acknowledged watermarks, as in
      * at-least-once: a row dropped or held (never written) stops its
-     * partition's offset there. So deliver everything written first. */
-    rd_kafka_flush(w->producer, (int)((deadline_ns - ks_now_mono_ns()) / 1000000));
+     * partition's offset there. So deliver everything written first (not
+     * once a record failed: the transaction can then only abort, and
+     * librdkafka sends none of its queued records). */
+    while (rd_kafka_outq_len(w->producer) > 0 && !w->txn_failed &&
+           !atomic_load(&w->p->fatal) && ks_now_mono_ns() < deadline_ns) {
+        w->serve_now_ms = ks_now_wall_ms(); /* (flush serves the delivery reports) */
+        w->serve_now_ns = ks_now_mono_ns();
+        rd_kafka_flush(w->producer, 10);    /* sends at once, linger.ms or not */
+    }
     /* Commit only when the offsets cover every record written in the
      * transaction: after a fatal error (a record that could not be written
-     * holds its partition's offset behind records already written) or with
-     * records still unacknowledged, committing would make records visible
-     * whose events are processed again after a restart. Abort instead. */
-    if (atomic_load(&w->p->fatal) || ks_offsets_in_flight(w->offsets)) {
+     * holds its partition's offset behind records already written), after a
+     * failed record, or with records still unacknowledged, committing would
+     * make records visible whose events are processed again after a
+     * restart. Abort instead. */
+    if (atomic_load(&w->p->fatal) || w->txn_failed || ks_offsets_in_flight(w->offsets)) {
         ks_warn("%s: %s; aborting the transaction instead of committing it", w->kctx.name,
                 atomic_load(&w->p->fatal) ? "stopping on an error"
+                : w->txn_failed           ? "a record of it failed"
                                           : "outputs are still unacknowledged");
         if (atomic_load(&w->p->fatal)) {
             w->txn_open = 0;
@@ -451,6 +571,15 @@ static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
     }
     if (list)
         rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Exactly-once: a record of the open transaction failed (a delivery report,
+ * or a produce refused because the transaction takes no more records):
+ * abort it now rather than write more into it, and process its events
+ * again. */
+static void abort_failed_txn(ks_worker_t *w)
+{
+    txn_abort(w, NULL, ks_now_mono_ns() + (int64_t)KS_TXN_ABORT_BUDGET_MS * 1000000);
 }
 
 /* Exactly-once, partitions lost (the group moved on without us: they may be
@@ -494,8 +623,67 @@ static void commit(ks_worker_t *w, int sync, int all)
         return;
     }
     flush_stages(w);
-    ks_kafka_commit(w->consumer, w->offsets, sync, all, &w->commit_stats, w->kctx.name);
+    rd_kafka_resp_err_t err =
+        ks_kafka_commit(w->consumer, w->offsets, sync, all, &w->commit_stats, w->kctx.name);
+    if (sync)
+        w->commit_err = err;
     w->last_commit_ns = ks_now_mono_ns();
+}
+
+/* The group moved to a new generation under the commit (librdkafka rejoins
+ * by itself after these). */
+static int generation_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+}
+
+/* At-least-once shutdown: the final commit was refused with a generation
+ * error. The consumer rejoins the group (serving the rebalance, which forgets
+ * the partitions' watermarks), then the watermarks taken before are committed
+ * again for the partitions it still owns, retried after each assignment (or
+ * every second) until deadline_ns. Records fetched meanwhile are dropped:
+ * nothing past those watermarks is committed, so whoever owns a partition
+ * next consumes them. */
+static void commit_after_rejoin(ks_worker_t *w, int64_t deadline_ns)
+{
+    rd_kafka_topic_partition_list_t *saved = ks_offsets_committable(w->offsets, 1);
+    if (!saved)
+        return;
+    ks_warn("%s: the final commit was refused (%s): committing again once the consumer has "
+            "rejoined the group", w->kctx.name, rd_kafka_err2str(w->commit_err));
+    rd_kafka_resp_err_t err = w->commit_err;
+    unsigned assigns = w->assigns;
+    int64_t next_ns = ks_now_mono_ns() + 1000000000LL;
+    while (generation_error(err) && ks_now_mono_ns() < deadline_ns) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 50);
+        if (m)
+            rd_kafka_message_destroy(m);
+        if (w->assigns == assigns && ks_now_mono_ns() < next_ns)
+            continue;
+        assigns = w->assigns;
+        next_ns = ks_now_mono_ns() + 1000000000LL;
+        rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(saved->cnt);
+        for (int i = 0; i < saved->cnt; i++)
+            if (in_list(w->assignment, saved->elems[i].topic, saved->elems[i].partition))
+                rd_kafka_topic_partition_list_add(mine, saved->elems[i].topic,
+                                                  saved->elems[i].partition)
+                    ->offset = saved->elems[i].offset;
+        if (mine->cnt) {
+            err = rd_kafka_commit(w->consumer, mine, 0);
+            ks_counter_add(w->commit_stats.commits, 1);
+            if (err)
+                ks_counter_add(w->commit_stats.failures, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(mine);
+    }
+    if (err)
+        ks_warn("%s: the final commit failed again: %s (those events will be processed again)",
+                w->kctx.name, rd_kafka_err2str(err));
+    else
+        ks_info("%s: the final commit succeeded after rejoining the group", w->kctx.name);
+    rd_kafka_topic_partition_list_destroy(saved);
 }
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -587,12 +775,12 @@ static void batch_release(ks_worker_t *w)
     set_held(w, 0);
 }
 
-/* Exactly-once: a row whose record the broker refused in an earlier,
- * aborted attempt goes to the dead letters at once: a good row's output
+/* Exactly-once: a row whose record the broker refused twice in earlier,
+ * aborted attempts goes to the dead letters at once: a good row's output
  * record (as the output sink and the delivery reports do), a failed row's
- * input event; cut to KS_DEAD_LETTER_TRUNCATED bytes when its dead letter
- * was refused too (level 2). */
-static int write_poisoned(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t token, int level)
+ * input event; cut (ks_dead_letter_t.truncate 1: to KS_DEAD_LETTER_TRUNCATED
+ * bytes, 2: no value) when its dead letter was refused twice too. */
+static int write_poisoned(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t token, int truncate)
 {
     const ks_event_t *ev = &b->ev[i];
     rd_kafka_headers_t *hdrs = NULL;
@@ -601,9 +789,9 @@ static int write_poisoned(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t toke
     const char *key = ev->key, *val = ev->value;
     size_t key_len = ev->key_len, val_len = ev->len;
     ks_dead_letter_t why = {ks_errclass_name(KS_ERRCLASS_DELIVERY),
-                            "the broker refused this event's output record (an earlier "
-                            "attempt's transaction aborted)",
-                            "output", ev->topic, ev->partition, ev->offset, level >= 2};
+                            "the broker refused this event's output record twice (earlier "
+                            "attempts' transactions aborted)",
+                            "output", ev->topic, ev->partition, ev->offset, truncate};
     ks_errclass_t cls = KS_ERRCLASS_DELIVERY;
     if (ks_batch_ok(b, i)) {
         const char *k = ks_batch_key(b, i, &key_len);
@@ -614,7 +802,7 @@ static int write_poisoned(ks_worker_t *w, ks_batch_t *b, size_t i, uint64_t toke
         cls = b->err[i];
         why = (ks_dead_letter_t){ks_errclass_name(cls), b->errmsg[i],
                                  b->err_stage[i] ? b->err_stage[i] : "decode", ev->topic,
-                                 ev->partition, ev->offset, 1};
+                                 ev->partition, ev->offset, truncate};
     }
     rd_kafka_resp_err_t err = ks_kafka_produce_dead_letter(w->producer, w->dlq_rkt, key, key_len,
                                                            val, val_len, hdrs, &why, token);
@@ -638,11 +826,19 @@ static int write_row(ks_worker_t *w, size_t i)
         return KS_OK; /* its partition was revoked: the new owner has it */
     if (w->passthrough)
         return w->sink[SINK_PASSTHROUGH]->write(w->sink_ctx[SINK_PASSTHROUGH], b, i, token);
-    if (w->n_poison) {
+    if (w->n_poison) { /* exactly-once: refused before (see poison_t) */
         const ks_event_t *ev = &b->ev[i];
         poison_t *poison = find_poison(w, ev->topic, ev->partition, ev->offset);
-        if (poison && (ks_batch_ok(b, i) || poison->level >= 2))
-            return write_poisoned(w, b, i, token, poison->level);
+        int truncate = poison && poison->dl_refused >= 2 ? poison->dl_refused - 1 : 0;
+        if (truncate > 2) {
+            ks_error("%s: the broker refused even the empty dead letter of %s [%d] @%lld; "
+                     "stopping", w->kctx.name, ev->topic, (int)ev->partition,
+                     (long long)ev->offset);
+            fail(w);
+            return KS_EKAFKA;
+        }
+        if (poison && (ks_batch_ok(b, i) ? poison->out_refused >= 2 : truncate > 0))
+            return write_poisoned(w, b, i, token, truncate);
     }
     if (!ks_batch_ok(b, i))
         return w->sink[SINK_DEAD_LETTER]->write(w->sink_ctx[SINK_DEAD_LETTER], b, i, token);
@@ -717,6 +913,10 @@ static int process_batch(ks_worker_t *w)
         return rc;
     if (w->n_msgs == 0)
         return KS_OK;
+    if (w->eos && w->txn_failed) {
+        abort_failed_txn(w);
+        return KS_OK;
+    }
     if (w->eos && !w->txn_open) {
         /* before the stages: what they write (changelogs) is in it too */
         if (ks_kafka_txn_begin(w->producer, w->kctx.name) != KS_TXN_OK) {
@@ -755,7 +955,14 @@ static int process_batch(ks_worker_t *w)
     for (; w->produce_pos < w->n_msgs; w->produce_pos++) {
         if (atomic_load(&w->p->fatal))
             return KS_EKAFKA; /* not produced, never acknowledged, never committed */
-        if ((rc = write_row(w, w->produce_pos))) {
+        rc = w->txn_failed ? KS_EKAFKA : write_row(w, w->produce_pos);
+        if (rc == KS_EKAFKA && w->eos && !atomic_load(&w->p->fatal) &&
+            (w->txn_failed || rd_kafka_last_error() == RD_KAFKA_RESP_ERR__STATE)) {
+            /* the transaction failed: it takes no more records */
+            abort_failed_txn(w);
+            return KS_OK;
+        }
+        if (rc) {
             if (rc != KS_SINK_QUEUE_FULL)
                 fail(w);
             return rc;
@@ -791,15 +998,6 @@ static void take_stash(ks_worker_t *w, int64_t now_ns)
     w->n_stash -= k;
 }
 
-static int in_list(const rd_kafka_topic_partition_list_t *parts, const char *topic,
-                   int32_t partition)
-{
-    for (int i = 0; parts && i < parts->cnt; i++)
-        if (parts->elems[i].partition == partition && strcmp(parts->elems[i].topic, topic) == 0)
-            return 1;
-    return 0;
-}
-
 /* Drops every event in hand (batch, stash, refused records). */
 static void discard_in_hand(ks_worker_t *w)
 {
@@ -807,13 +1005,7 @@ static void discard_in_hand(ks_worker_t *w)
         rd_kafka_message_destroy(w->stash[i]);
     w->n_stash = 0;
     batch_release(w);
-    for (size_t i = 0; i < w->n_redo; i++) {
-        free(w->redo[i].key);
-        free(w->redo[i].val);
-        if (w->redo[i].hdrs)
-            rd_kafka_headers_destroy(w->redo[i].hdrs);
-    }
-    w->n_redo = 0;
+    drop_redo(w);
 }
 
 /* A drain ran out of time: drops the events of the revoked partitions (all
@@ -852,12 +1044,15 @@ static void drop_revoked(ks_worker_t *w, const rd_kafka_topic_partition_list_t *
         }
     }
     w->n_msgs = kept;
+    size_t in_hand = w->n_stash;
+    for (size_t i = w->scored ? w->produce_pos : 0; i < w->n_msgs; i++)
+        in_hand += w->tokens[i] != 0;
     if (w->n_msgs == 0)
         batch_release(w);
     if (dropped)
-        ks_warn("%s: %zu event(s) of revoked partitions were not finished in time; their "
-                "new owner consumes them again from the committed offset", w->kctx.name,
-                dropped);
+        ks_warn("%s: %zu event(s) of revoked partitions were not finished in time (their new "
+                "owner consumes them again from the committed offset); %zu of the partitions "
+                "kept stay in hand", w->kctx.name, dropped, in_hand);
 }
 
 /* Finishes everything in hand (or, with `parts`, at least everything of
@@ -881,7 +1076,7 @@ static void drain_and_commit(ks_worker_t *w, const rd_kafka_topic_partition_list
     if (!w->n_msgs && !w->n_redo)
         flush_stages(w); /* their records are acknowledged in the wait below */
     while (ks_offsets_in_flight(w->offsets) > 0 && ks_now_mono_ns() < deadline_ns &&
-           !atomic_load(&w->p->fatal)) {
+           !atomic_load(&w->p->fatal) && !w->txn_failed) {
         serve_producer(w, 50);
         if (w->n_redo && process_redo(w) == KS_EKAFKA)
             break;
@@ -905,6 +1100,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ks_counter_add(w->p->metrics.rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ks_info("%s: assigned %d partition(s)", w->kctx.name, parts->cnt);
+        w->assigns++;
         for (int i = 0; i < parts->cnt; i++)
             ks_offsets_assign(w->offsets, parts->elems[i].topic, parts->elems[i].partition);
         if (w->runner)
@@ -1019,9 +1215,14 @@ static void *worker_main(void *arg)
     if (!atomic_load(&w->p->fatal)) {
         ks_info("%s: shutting down: finishing the batch in flight", w->kctx.name);
         drain_and_commit(w, NULL, w->deadline_ns);
+        if (!w->eos && generation_error(w->commit_err))
+            commit_after_rejoin(w, w->deadline_ns);
     } else {
         w->rc = KS_EXIT_RUNTIME;
-        commit(w, 1, 1); /* acknowledged work is still safe to commit */
+        if (w->eos)
+            txn_commit(w, w->deadline_ns); /* after a fatal error it aborts */
+        else
+            commit(w, 1, 1); /* acknowledged work is still safe to commit */
     }
     uint64_t left = ks_offsets_in_flight(w->offsets);
     if (left && !atomic_load(&w->p->fatal)) {
@@ -1031,11 +1232,35 @@ static void *worker_main(void *arg)
         w->rc = KS_EXIT_RUNTIME;
         atomic_store(&w->p->unacknowledged, 1);
     }
+    atomic_store(&w->final_commit_done, 1);
     /* leaving the group: the final revocation finds nothing left to drain */
     w->close_abandoned = ks_kafka_consumer_close(w->consumer, on_rebalance, &w->kctx,
                                                  w->deadline_ns + 2000000000LL, w->kctx.name);
-    ks_info("%s: stopped", w->kctx.name);
+    if (atomic_load(&w->p->abandoned)) /* ks_worker_join gave up on it */
+        ks_warn("%s: stopped, after the pipeline stopped waiting for it", w->kctx.name);
+    else
+        ks_info("%s: stopped", w->kctx.name);
     return NULL;
+}
+
+/* Caps the producer's batch.size to the smallest max.message.bytes of the
+ * topics it writes (engine/pipeline.c reads them at start-up): the broker
+ * refuses a batch larger than that as a whole, every record in it, however
+ * small each is. A record larger than the limit still goes alone in its
+ * batch (batch.size never refuses the first record), is refused alone and
+ * so is the only one to fail. */
+static int cap_batch_size(ks_worker_t *w, rd_kafka_conf_t *pc, char *errbuf, size_t errsize)
+{
+    char cur[32], cap[32];
+    size_t len = sizeof(cur);
+    if (rd_kafka_conf_get(pc, "batch.size", cur, &len) != RD_KAFKA_CONF_OK ||
+        atoll(cur) <= w->p->produce_max_bytes)
+        return KS_OK;
+    snprintf(cap, sizeof(cap), "%lld", (long long)w->p->produce_max_bytes);
+    if (w->id == 0)
+        ks_info("producer batch.size %s capped to %s bytes: max.message.bytes of %s", cur, cap,
+                w->p->produce_max_topic);
+    return ks_kafka_conf_set(pc, "batch.size", cap, errbuf, errsize);
 }
 
 int ks_worker_new(struct ks_pipeline *p, int id, struct ks_worker **out, char *errbuf,
@@ -1073,6 +1298,8 @@ int ks_worker_new(struct ks_pipeline *p, int id, struct ks_worker **out, char *e
         (rc = ks_kafka_conf_set(pc, "linger.ms", "5", errbuf, errsize)) ||
         (rc = ks_kafka_conf_set(pc, "partitioner", "murmur2_random", errbuf, errsize)) ||
         (rc = ks_config_apply_kafka(cfg, KS_KAFKA_PRODUCER, pc, errbuf, errsize)))
+        goto out;
+    if (p->produce_max_bytes > 0 && (rc = cap_batch_size(w, pc, errbuf, errsize)))
         goto out;
     char qmax[32];
     size_t qlen = sizeof(qmax);
@@ -1215,13 +1442,20 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
         if (pthread_timedjoin_np(w->thread, NULL, &ts) != 0) {
             /* Everything acknowledged is committed before a worker leaves its
              * group; a worker stuck past that (seen inside librdkafka while
-             * leaving a group mid-rebalance) must not keep the process alive.
+             * leaving a group mid-rebalance), or before it (a synchronous
+             * commit the coordinator does not answer), must not keep the
+             * process alive. The run fails unless it had committed.
              * It may still run callbacks: nothing it can reach is freed (the
              * pipeline, the observer and this worker are left to the exit). */
-            ks_error("%s did not stop within shutdown.timeout_ms; exiting without it "
-                     "(its acknowledged offsets were committed)", w->kctx.name);
+            int committed = atomic_load(&w->final_commit_done);
+            ks_error("%s did not stop within shutdown.timeout_ms; exiting without it (%s)",
+                     w->kctx.name,
+                     committed ? "its acknowledged offsets were committed"
+                               : "stuck before its final commit: the events since its last "
+                                 "commit will be processed again");
             atomic_store(&w->p->abandoned, 1);
-            return KS_EXIT_OK;
+            /* left unacknowledged outputs (p->unacknowledged) also fail the run */
+            return committed ? KS_EXIT_OK : KS_EXIT_RUNTIME;
         }
         rc = w->rc;
     }
@@ -1241,13 +1475,9 @@ int ks_worker_join(struct ks_worker *w, int64_t deadline_ms)
     for (int s = 0; s < N_SINKS; s++)
         if (w->sink_ctx[s])
             w->sink[s]->free(w->sink_ctx[s]);
-    for (size_t i = 0; i < w->n_redo; i++) {
-        free(w->redo[i].key);
-        free(w->redo[i].val);
-        if (w->redo[i].hdrs)
-            rd_kafka_headers_destroy(w->redo[i].hdrs);
-    }
+    drop_redo(w);
     free(w->redo);
+    free(w->retried);
     for (size_t i = 0; i < w->n_poison; i++)
         free(w->poison[i].topic);
     free(w->poison);

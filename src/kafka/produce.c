@@ -18,6 +18,26 @@ int ks_kafka_err_is_record_level(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_INVALID_MSG;
 }
 
+int ks_kafka_err_is_topic_level(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+           err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+}
+
+int ks_kafka_dead_letter_is_truncated(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t vl;
+    return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h &&
+           rd_kafka_header_get_last(h, KS_DEAD_LETTER_HDR "truncated", &v, &vl) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static rd_kafka_resp_err_t produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int msgflags,
                                    int32_t partition, const void *key, size_t key_len,
                                    const void *val, size_t val_len, rd_kafka_headers_t *hdrs,
@@ -100,8 +120,8 @@ rd_kafka_resp_err_t ks_kafka_produce_dead_letter(rd_kafka_t *rk, rd_kafka_topic_
         err = ks_kafka_produce(rk, dlq, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, h,
                                token);
     /* too large for the producer (message.max.bytes): keep what fits */
-    for (size_t cut = KS_DEAD_LETTER_TRUNCATED; err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
-         cut = 0) {
+    for (size_t cut = why->truncate >= 2 ? 0 : KS_DEAD_LETTER_TRUNCATED;
+         err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; cut = 0) {
         h = rd_kafka_headers_copy(spare);
         mark_truncated(h, val_len);
         err = ks_kafka_produce(rk, dlq, RD_KAFKA_PARTITION_UA, key, key_len, val,

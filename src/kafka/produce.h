@@ -29,8 +29,22 @@
 
 /* 1 if `err` concerns this record only (too large, invalid): the event fails
  * and the pipeline goes on; 0 if it concerns the topic, the cluster or the
- * client (authorization, unknown topic, fatal idempotence errors): stop. */
+ * client (authorization, unknown topic, fatal idempotence errors): stop.
+ * A broker answers a produce request with one error for all its records,
+ * so a record refused in a delivery report may be innocent (its batch was
+ * too large for the topic, or the transfer was corrupted): the worker
+ * writes it again once before it counts as refused (engine/worker.c). */
 int ks_kafka_err_is_record_level(rd_kafka_resp_err_t err);
+
+/* 1 if `err` concerns a whole topic or the cluster (authorization, a topic
+ * or partition that does not exist): writing the event again cannot help.
+ * With delivery: exactly_once such an error stops the pipeline instead of
+ * aborting and replaying the transaction forever. */
+int ks_kafka_err_is_topic_level(rd_kafka_resp_err_t err);
+
+/* 1 if `m` is a dead letter already written truncated (it carries the
+ * __kscore.errors.truncated header). */
+int ks_kafka_dead_letter_is_truncated(const rd_kafka_message_t *m);
 
 /* Produces one record (copied) with `token` as its opaque; `hdrs` (may be
  * NULL) is consumed also on failure. partition RD_KAFKA_PARTITION_UA = the
@@ -58,7 +72,8 @@ typedef struct ks_dead_letter {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int truncate;      /* write it truncated at once (the broker refused it before) */
+    int truncate;      /* the broker refused it before: write it truncated at once,
+                          to KS_DEAD_LETTER_TRUNCATED bytes (1) or with no value (2) */
 } ks_dead_letter_t;
 
 /* Produces a dead letter: key and value as given, a copy of the headers

@@ -234,13 +234,12 @@ static void test_slot_index_does_not_wrap(void)
     ks_offsets_free(o);
 }
 
-/* Pending: the slot generation has 12 bits: after 4,096 revocations and
- * reassignments of one slot, a delivery report from its first assignment
- * acknowledges a different event of the current one, whose offset could
- * then be committed before its output exists. */
 /* A report from an assignment long gone never acknowledges a current event,
- * however many reassignments lie between: past the generation field's range
- * (2^20) the slot is retired, not reused with a wrapped generation. */
+ * however many reassignments lie between (a stale acknowledgement would let
+ * a current event's offset be committed before its output exists): the
+ * slot generation has 20 bits, and past that range the slot is retired,
+ * not reused with a wrapped generation. Also checked where a 12-bit
+ * generation would have wrapped. */
 static void test_stale_token_after_generation_wrap(void)
 {
     ks_offsets_t *o = ks_offsets_new();
