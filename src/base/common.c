@@ -110,3 +110,28 @@ int64_t ks_now_wall_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+int ks_duration_parse(const char *s, int64_t *ms)
+{
+    static const struct { const char *unit; int64_t ms; } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+    };
+    int64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return KS_EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX / 10 - 9))
+            return KS_EINVAL;
+        v = v * 10 + (*p - '0');
+    }
+    for (size_t i = 0; i < KS_ARRAY_LEN(units); i++) {
+        if (strcmp(p, units[i].unit) != 0)
+            continue;
+        if (v <= 0 || v > (INT64_C(1) << 50) / units[i].ms) /* ~35,000 years */
+            return KS_EINVAL;
+        *ms = v * units[i].ms;
+        return KS_OK;
+    }
+    return KS_EINVAL;
+}

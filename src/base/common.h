@@ -41,6 +41,11 @@ char *ks_xstrndup(const char *s, size_t n);
 /* Reads a whole file into a NUL-terminated malloc'd buffer (caller frees). */
 int ks_read_file(const char *path, char **out, size_t *out_len, char *errbuf, size_t errsize);
 
+/* Parses a duration, a positive whole number and a unit ("250ms", "90s",
+ * "5m", "1h", "1d"), into milliseconds: the one form every duration key of
+ * the config takes. KS_EINVAL otherwise. */
+int ks_duration_parse(const char *s, int64_t *ms);
+
 /* Monotonic and wall clocks. */
 int64_t ks_now_mono_ns(void);
 int64_t ks_now_wall_ms(void);

@@ -87,21 +87,6 @@ static void layout_build(layout_t *l, const ks_model_t *m)
     l->len = o;
 }
 
-int ks_parse_duration_ms(const char *s, int64_t *out)
-{
-    char *end;
-    if (!s || !isdigit((unsigned char)*s))
-        return KS_EINVAL;
-    double v = strtod(s, &end);
-    double mul = !strcmp(end, "") || !strcmp(end, "ms") ? 1
-               : !strcmp(end, "s") ? 1e3 : !strcmp(end, "m") ? 60e3
-               : !strcmp(end, "h") ? 3600e3 : !strcmp(end, "d") ? 86400e3 : -1;
-    if (mul < 0 || !(v * mul >= 1) || v * mul > 1e15)
-        return KS_EINVAL;
-    *out = (int64_t)(v * mul);
-    return KS_OK;
-}
-
 ks_drift_t *ks_drift_new(int64_t window_ms, uint64_t min_rows, int publish)
 {
     ks_drift_t *d = ks_xcalloc(1, sizeof(*d));

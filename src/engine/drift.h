@@ -90,8 +90,5 @@ void ks_drift_snapshot(ks_drift_t *d, int64_t now_ms, ks_drift_status_t *st);
 double ks_drift_feature_psi(ks_drift_t *d, const char *name, double *missing_change);
 double ks_drift_score_psi(ks_drift_t *d);
 
-/* "15m", "30s", "2h", "7d", "500ms" or a number of milliseconds -> ms.
- * Returns 0, or KS_EINVAL. */
-int ks_parse_duration_ms(const char *s, int64_t *out);
 
 #endif

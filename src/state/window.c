@@ -51,31 +51,6 @@ static int agg_sized(ks_wagg_t a)
 
 #define DEFAULT_MAX_DISTINCT 10000
 
-int ks_duration_parse(const char *s, int64_t *ms)
-{
-    static const struct { const char *unit; int64_t ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-    };
-    int64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return KS_EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (INT64_MAX / 10 - 9))
-            return KS_EINVAL;
-        v = v * 10 + (*p - '0');
-    }
-    for (size_t i = 0; i < KS_ARRAY_LEN(units); i++) {
-        if (strcmp(p, units[i].unit) != 0)
-            continue;
-        if (v <= 0 || v > (INT64_C(1) << 50) / units[i].ms) /* ~35,000 years */
-            return KS_EINVAL;
-        *ms = v * units[i].ms;
-        return KS_OK;
-    }
-    return KS_EINVAL;
-}
-
 static int node_duration(ks_node_t *n, int64_t *ms, char *errbuf, size_t errsize)
 {
     const char *s;

@@ -108,9 +108,6 @@ int ks_windows_parse(ks_node_t *root, ks_schema_t *schema, ks_windows_t **out, c
                      size_t errsize);
 void ks_windows_free(ks_windows_t *w);
 
-/* Parses "90s", "5m", "1h", "250ms", "1d" into milliseconds (> 0). */
-int ks_duration_parse(const char *s, int64_t *ms);
-
 /* The event time of a decoded row in epoch milliseconds: the time field
  * (ISO-8601 string or epoch number) or, for processing time, now_ms.
  * KS_EINVAL with a message when the field is missing or malformed. */

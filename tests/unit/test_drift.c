@@ -383,12 +383,12 @@ static void test_canary_rows(void)
 static void test_duration(void)
 {
     int64_t v;
-    CHECK(ks_parse_duration_ms("15m", &v) == 0 && v == 900000);
-    CHECK(ks_parse_duration_ms("7d", &v) == 0 && v == 604800000);
-    CHECK(ks_parse_duration_ms("250ms", &v) == 0 && v == 250);
-    CHECK(ks_parse_duration_ms("15 m", &v) != 0);
-    CHECK(ks_parse_duration_ms("-1s", &v) != 0);
-    CHECK(ks_parse_duration_ms("m", &v) != 0);
+    CHECK(ks_duration_parse("15m", &v) == 0 && v == 900000);
+    CHECK(ks_duration_parse("7d", &v) == 0 && v == 604800000);
+    CHECK(ks_duration_parse("250ms", &v) == 0 && v == 250);
+    CHECK(ks_duration_parse("15 m", &v) != 0);
+    CHECK(ks_duration_parse("-1s", &v) != 0);
+    CHECK(ks_duration_parse("m", &v) != 0);
 }
 
 int main(void)

@@ -67,7 +67,7 @@ static int configure(struct ks_config *cfg, ks_node_t *root, void **out, char *e
     if (!strcmp(cfg->drift_enabled, "false"))
         return KS_OK;
     drift_conf_t *c = ks_xcalloc(1, sizeof(*c));
-    if (ks_parse_duration_ms(cfg->drift_window, &c->window_ms) || c->window_ms < 15) {
+    if (ks_duration_parse(cfg->drift_window, &c->window_ms) || c->window_ms < 15) {
         free(c);
         return ks_err(errbuf, errsize, KS_EINVAL,
                       "%s: drift.window '%s' is not a duration (e.g. 15m, 30s, 2h)", cfg->path,

@@ -131,8 +131,8 @@ static int configure(struct ks_config *cfg, ks_node_t *root, void **out, char *e
         return ks_err(errbuf, errsize, KS_EINVAL,
                       "%s: evaluation joins labels by id: set output.id_field", cfg->path);
     eval_conf_t *c = ks_xcalloc(1, sizeof(*c));
-    if (ks_parse_duration_ms(cfg->eval_max_wait, &c->max_wait_ms) ||
-        ks_parse_duration_ms(cfg->eval_window, &c->window_ms) || c->window_ms < 15) {
+    if (ks_duration_parse(cfg->eval_max_wait, &c->max_wait_ms) ||
+        ks_duration_parse(cfg->eval_window, &c->window_ms) || c->window_ms < 15) {
         free(c);
         return ks_err(errbuf, errsize, KS_EINVAL,
                       "%s: evaluation.max_wait '%s' / evaluation.window '%s': expected durations "

@@ -76,18 +76,6 @@ typedef struct route_thread {
     ks_buf_t num;              /* a numeric key's text */
 } route_thread_t;
 
-/* "250ms", "30s", "5m", "1h" -> ms; 0 on error. */
-static long long parse_duration_ms(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    double unit = !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1e3 : !strcmp(end, "m") ? 6e4
-                : !strcmp(end, "h") ? 3.6e6 : 0;
-    if (end == s || !(v > 0) || unit == 0)
-        return 0;
-    return (long long)(v * unit + 0.5);
-}
-
 static int route_configure(struct ks_config *cfg, ks_node_t *root, void **conf, char *errbuf,
                            size_t errsize)
 {
@@ -95,12 +83,14 @@ static int route_configure(struct ks_config *cfg, ks_node_t *root, void **conf, 
     if (!cfg->deployments_topic)
         return KS_OK;
     ks_node_t *n = ks_node_get(ks_node_get(root, "guard"), "window");
-    if (!(cfg->guard_window_ms = parse_duration_ms(cfg->guard_window)))
+    int64_t window_ms;
+    if (ks_duration_parse(cfg->guard_window, &window_ms) != KS_OK)
         return n ? ks_node_err(n, errbuf, errsize,
                                "expected a duration such as 30s, 5m or 1h, got \"%s\"",
                                cfg->guard_window)
                  : ks_err(errbuf, errsize, KS_EINVAL, "%s: guard.window: bad duration \"%s\"",
                           cfg->path, cfg->guard_window);
+    cfg->guard_window_ms = window_ms;
     route_conf_t *rc = ks_xcalloc(1, sizeof(*rc));
     const char *key = cfg->routing_key ? cfg->routing_key : cfg->output_id_field;
     rc->key_field = key ? ks_schema_find(cfg->schema, key) : -1;
