@@ -543,25 +543,27 @@ static void txn_commit(ks_worker_t *w, int64_t deadline_ns)
      * failed record, or with records still unacknowledged, committing would
      * make records visible whose events are processed again after a
      * restart. Abort instead. */
-    if (atomic_load(&w->p->fatal) || w->txn_failed || ks_offsets_in_flight(w->offsets)) {
+    int fatal = atomic_load(&w->p->fatal);
+    uint64_t unacked = ks_offsets_in_flight(w->offsets);
+    if (fatal || w->txn_failed || unacked) {
         ks_warn("%s: %s; aborting the transaction instead of committing it", w->kctx.name,
-                atomic_load(&w->p->fatal) ? "stopping on an error"
-                : w->txn_failed           ? "a record of it failed"
-                                          : "outputs are still unacknowledged");
-        if (atomic_load(&w->p->fatal)) {
+                fatal            ? "stopping on an error"
+                : w->txn_failed  ? "a record of it failed"
+                                 : "outputs are still unacknowledged");
+        if (fatal) {
             w->txn_open = 0;
             if (ks_kafka_txn_abort(w->producer, deadline_ns, w->kctx.name) == KS_TXN_ABORTED)
                 ks_counter_add(w->p->metrics.txn_aborts, 1);
-        } else {
-            if (w->deadline_ns && !w->txn_failed && ks_offsets_in_flight(w->offsets)) {
-                /* shutting down with outputs unacknowledged by the deadline:
-                 * nothing of them is visible or committed, but the work was
-                 * not finished (exit 1, as with at-least-once) */
-                w->rc = KS_EXIT_RUNTIME;
-                atomic_store(&w->p->unacknowledged, 1);
-            }
-            txn_abort(w, NULL, deadline_ns);
+            return;
         }
+        if (w->deadline_ns && !w->txn_failed) {
+            /* shutting down with outputs unacknowledged by the deadline:
+             * nothing of them is visible or committed, but the work was not
+             * finished (exit 1, as with at-least-once) */
+            w->rc = KS_EXIT_RUNTIME;
+            atomic_store(&w->p->unacknowledged, 1);
+        }
+        txn_abort(w, NULL, deadline_ns);
         return;
     }
     rd_kafka_topic_partition_list_t *list = ks_offsets_committable(w->offsets, 0);
